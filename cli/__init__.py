@@ -1,0 +1,1 @@
+"""The `vectra` command line (installed as the package vectra_cli)."""

@@ -1,0 +1,1 @@
+"""The streaming engine: export, import, verify, migrate."""

@@ -1,0 +1,309 @@
+"""Export: stream every record of a source into a snapshot.
+
+Pages are fetched by a background thread one page ahead of the writer, so the
+source and the disk work at the same time; memory stays at about one page plus
+one row group. After each committed part the manifest is rewritten with the
+scan cursor that follows it (checkpoint), so an interrupted export resumes
+without skipping or repeating records.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from ..errors import ConfigError, RecordFailure, RetryableError, SnapshotError
+from ..providers.base import Cursor, Provider
+from ..records import conform, record_schema, split_invalid
+from ..snapshot import layout
+from ..snapshot import manifest as mf
+from ..snapshot.parts import (
+    COMPRESSIONS,
+    DEFAULT_COMPRESSION,
+    DEFAULT_PART_BYTES,
+    DEFAULT_PART_ROWS,
+    PartWriter,
+)
+from ..snapshot.storage import SnapshotStore
+from .progress import Progress, ProgressCallback
+from .retry import RetryPolicy
+
+log = logging.getLogger("vectra_io.export")
+MAX_REJECTED_IDS = 1000
+
+
+def resumable_scan(
+    source: Provider,
+    index: str,
+    namespace: str,
+    batch_size: int,
+    cursor: Cursor,
+    retry: RetryPolicy,
+) -> Iterator[tuple[Any, Cursor]]:
+    """Scan pages; on a retryable failure, start a new scan from the last cursor.
+
+    (A generator that raised is finished, so retrying ``next()`` on it would
+    look like the end of the data: the scan itself must be restarted.)
+    """
+    attempt, started = 0, time.monotonic()
+    while True:
+        retry.gate.wait(retry.sleep)
+        try:
+            for page in source.scan(index, namespace, batch_size=batch_size, cursor=cursor):
+                attempt, started = 0, time.monotonic()
+                cursor = page.cursor
+                yield page.batch, page.cursor
+                if cursor is None:
+                    return
+            return
+        except RetryableError as exc:
+            attempt += 1
+            retry.backoff(exc, attempt, started, f"scan of {index!r} namespace {namespace!r}")
+
+
+def prefetch(it: Iterator[Any], depth: int = 1) -> Iterator[Any]:
+    """Run ``it`` in a background thread, ``depth`` items ahead of the consumer."""
+    q: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def run() -> None:
+        try:
+            for item in it:
+                while not stop.is_set():
+                    try:
+                        q.put(("item", item), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(("end", None))
+        except BaseException as exc:
+            q.put(("error", exc))
+
+    thread = threading.Thread(target=run, name="vectra-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            kind, value = q.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            yield value
+    finally:
+        stop.set()
+        while thread.is_alive():
+            try:
+                q.get(timeout=0.05)
+            except queue.Empty:
+                pass
+        thread.join()
+
+
+def export_snapshot(
+    source: Any,
+    snapshot: str,
+    indexes: Sequence[str] | None = None,
+    namespaces: Sequence[str | None] | None = None,
+    batch_size: int = 1000,
+    on_progress: ProgressCallback | None = None,
+    *,
+    part_rows: int = DEFAULT_PART_ROWS,
+    part_bytes: int = DEFAULT_PART_BYTES,
+    compression: str = DEFAULT_COMPRESSION,
+    resume: bool = True,
+    force: bool = False,
+    retry: RetryPolicy | None = None,
+    storage_options: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Export ``indexes`` (default: all) of ``source`` to the snapshot at ``snapshot``.
+
+    Returns the final manifest, with an extra ``errors`` list of records that
+    were rejected (never written), each naming its ids.
+    """
+    from ..api import as_provider
+
+    src = as_provider(source)
+    if compression not in COMPRESSIONS:
+        raise ConfigError(f"unknown compression {compression!r}: use one of {COMPRESSIONS}")
+    if batch_size < 1 or part_rows < 1:
+        raise ConfigError("batch_size and part_rows must be at least 1")
+    retry = retry or RetryPolicy()
+    store = SnapshotStore(snapshot, **(storage_options or {}))
+    manifest = _start_manifest(store, src, compression, part_rows, resume, force)
+
+    selected = list(indexes) if indexes else src.list_indexes()
+    manifest["source"]["indexes"] = sorted(set(manifest["source"].get("indexes", [])) | set(selected))
+    plan: list[tuple[str, list[str]]] = []
+    for index in selected:
+        spec = src.describe_index(index)
+        if index not in manifest["indexes"]:
+            manifest["indexes"][index] = mf.index_entry(spec)
+        nss = (
+            [_ns(n) for n in namespaces]
+            if namespaces is not None
+            else src.list_namespaces(index)
+        )
+        plan.append((index, nss))
+
+    counts = {(i, n): src.count(i, n) for i, nss in plan for n in nss}
+    progress = Progress(on_progress, "export", sum(counts.values()), batch_size)
+    errors: list[RecordFailure] = []
+    for index, nss in plan:
+        spec = src.describe_index(index)
+        entry = manifest["indexes"][index]
+        for namespace in nss:
+            key = layout.namespace_key(namespace)
+            ns_entry = entry["namespaces"].get(key)
+            if ns_entry is None:
+                ns_entry = entry["namespaces"][key] = mf.namespace_entry(
+                    index, namespace, counts[(index, namespace)]
+                )
+            progress.at(index, namespace)
+            if ns_entry["status"] == "done":
+                progress.add(ns_entry["rows"], len(ns_entry["parts"]))
+                continue
+            _export_namespace(
+                src, store, manifest, ns_entry, spec, index, namespace,
+                batch_size, part_rows, part_bytes, compression, retry, progress, errors,
+            )
+    manifest["complete"] = True
+    manifest["completed_at"] = mf.utc_now()
+    mf.save(store, manifest)
+    log.info("export to %s complete: %d records", store.url, progress.done)
+    return {**manifest, "errors": [e.as_dict() for e in errors]}
+
+
+def _ns(namespace: str | None) -> str:
+    return "" if namespace is None else layout.namespace_from_key(namespace)
+
+
+def _start_manifest(
+    store: SnapshotStore, src: Provider, compression: str, part_rows: int, resume: bool, force: bool
+) -> dict[str, Any]:
+    source_info = {"provider": src.name, "endpoint": src.endpoint, "indexes": []}
+    if store.exists(layout.MANIFEST):
+        old = mf.load(store, require_complete=False)
+        if old.get("complete") and not force:
+            raise SnapshotError(
+                f"{store.url} already holds a complete snapshot; "
+                "choose another location or pass force=True (--force) to overwrite it"
+            )
+        same_source = old["source"].get("provider") == src.name and old["source"].get(
+            "endpoint"
+        ) == src.endpoint
+        if resume and not old.get("complete") and same_source:
+            if old.get("compression") != compression:
+                log.info("resuming with the snapshot's compression %s", old.get("compression"))
+            log.info("resuming the incomplete snapshot at %s", store.url)
+            return old
+        if not old.get("complete") and resume and not same_source:
+            raise SnapshotError(
+                f"{store.url} holds an incomplete snapshot of another source "
+                f"({old['source'].get('endpoint')}); restart it or choose another location"
+            )
+        for index_entry in old["indexes"].values():
+            store.remove_tree(index_entry["path"])
+    manifest = mf.new_manifest(
+        source_info, compression, {"part_rows": part_rows}
+    )
+    mf.save(store, manifest)
+    return manifest
+
+
+def _export_namespace(
+    src: Provider,
+    store: SnapshotStore,
+    manifest: dict[str, Any],
+    ns_entry: dict[str, Any],
+    spec: Any,
+    index: str,
+    namespace: str,
+    batch_size: int,
+    part_rows: int,
+    part_bytes: int,
+    compression: str,
+    retry: RetryPolicy,
+    progress: Progress,
+    errors: list[RecordFailure],
+) -> None:
+    schema = record_schema(spec)
+    cursor = ns_entry["cursor"]
+    if ns_entry["parts"]:
+        progress.add(ns_entry["rows"], len(ns_entry["parts"]))
+    # parts written after the last checkpoint are orphans: they will be rewritten
+    writer: PartWriter | None = None
+    page_cursor: Cursor = cursor
+    rejected: list[str] = []  # ids rejected since the last checkpoint
+    try:
+        pages = prefetch(resumable_scan(src, index, namespace, batch_size, cursor, retry))
+        for batch, page_cursor in pages:
+            batch = conform(batch, spec)
+            clean, bad_ids = split_invalid(batch)
+            if bad_ids:
+                errors.append(_rejection(index, namespace, bad_ids))
+                rejected.extend(bad_ids)
+            if clean.num_rows:
+                if writer is None:
+                    number = len(ns_entry["parts"])
+                    writer = PartWriter(
+                        store, layout.part_path(index, namespace, number), schema, compression
+                    )
+                writer.write(clean)
+            progress.add(clean.num_rows, 1, failed=len(bad_ids))
+            if writer is not None and (writer.rows >= part_rows or writer.nbytes >= part_bytes):
+                _commit(store, manifest, ns_entry, writer, page_cursor, rejected)
+                writer, rejected = None, []
+        if writer is not None:
+            _commit(store, manifest, ns_entry, writer, page_cursor, rejected)
+            writer, rejected = None, []
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+    _record_rejected(ns_entry, rejected)
+    ns_entry["status"] = "done"
+    ns_entry["cursor"] = None
+    mf.save(store, manifest)
+    if ns_entry["source_count"] is not None and ns_entry["source_count"] != ns_entry["rows"] + ns_entry["rejected"]:
+        log.warning(
+            "index %r namespace %r: source reported %d records, %d were read; "
+            "the source changed during the export or its count is approximate",
+            index, namespace, ns_entry["source_count"], ns_entry["rows"] + ns_entry["rejected"],
+        )
+
+
+def _commit(
+    store: SnapshotStore,
+    manifest: dict[str, Any],
+    ns_entry: dict[str, Any],
+    writer: PartWriter,
+    cursor: Cursor,
+    rejected: list[str],
+) -> None:
+    info = writer.commit()
+    _record_rejected(ns_entry, rejected)
+    ns_entry["parts"].append(info.as_dict())
+    ns_entry["rows"] += info.rows
+    ns_entry["cursor"] = cursor
+    mf.save(store, manifest)  # the checkpoint follows the durable part, never precedes it
+
+
+def _rejection(index: str, namespace: str, bad_ids: list[str]) -> RecordFailure:
+    msg = "NaN or infinite value in a vector; record not written"
+    log.warning(
+        "index %r namespace %r: rejected %d records: %s (ids %s)",
+        index, namespace, len(bad_ids), msg, bad_ids[:10],
+    )
+    return RecordFailure(index, namespace, bad_ids, msg, None, "invalid")
+
+
+def _record_rejected(ns_entry: dict[str, Any], ids: list[str]) -> None:
+    ns_entry["rejected"] += len(ids)
+    room = MAX_REJECTED_IDS - len(ns_entry["rejected_ids"])
+    ns_entry["rejected_ids"].extend(ids[: max(room, 0)])

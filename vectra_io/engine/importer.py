@@ -1,0 +1,217 @@
+"""Import: replay a snapshot into a target.
+
+Each part is an independent job: it is checked (size, SHA-256, schema) before
+any record of it is written, read in chunks of ``chunk_size`` rows, split to
+the target's limits and upserted with at most ``concurrency`` writes in flight.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from typing import Any
+
+from ..errors import (
+    ConfigError,
+    IncompatibleIndexError,
+    IndexNotFoundError,
+    RecordFailure,
+    SnapshotError,
+)
+from ..providers.base import METRICS, UNKNOWN_METRIC, IndexSpec, Provider
+from ..records import conform, split_invalid
+from ..snapshot import manifest as mf
+from ..snapshot.parts import check_part_schema, open_verified
+from ..snapshot.storage import SnapshotStore
+from .progress import Progress, ProgressCallback
+from .retry import RetryPolicy
+from .writer import UpsertPool, WriteTask
+
+log = logging.getLogger("vectra_io.import")
+
+
+def ensure_target_index(
+    target: Provider, spec: IndexSpec, create_index: bool, metric: str | None = None
+) -> IndexSpec:
+    """Check the target index against ``spec`` (creating it when asked); return the spec used."""
+    if metric:
+        if metric not in METRICS:
+            raise ConfigError(f"unknown metric {metric!r}: use one of {', '.join(METRICS)}")
+        spec = replace(spec, metric=metric)
+    caps = target.capabilities
+    where = {"provider": target.name, "endpoint": target.endpoint, "index": spec.name}
+    if spec.sparse and not caps.sparse:
+        raise IncompatibleIndexError("the records have sparse vectors, the target cannot store them", **where)
+    if spec.named_vectors and not caps.named_vectors:
+        raise IncompatibleIndexError("the records have named vectors, the target cannot store them", **where)
+    try:
+        existing = target.describe_index(spec.name)
+    except IndexNotFoundError:
+        if not create_index:
+            raise ConfigError(
+                f"target index {spec.name!r} does not exist on {target.endpoint}; "
+                "create it or allow creation (--create-index)"
+            ) from None
+        if spec.metric == UNKNOWN_METRIC:
+            raise ConfigError(
+                f"the snapshot does not know the metric of index {spec.name!r}; "
+                "give it with --metric (cosine, dot, euclidean or manhattan)"
+            ) from None
+        if spec.metric not in caps.metrics:
+            raise IncompatibleIndexError(
+                f"metric {spec.metric!r} cannot be expressed by {target.name}", **where
+            ) from None
+        log.info("creating index %r on %s", spec.name, target.endpoint)
+        target.create_index(spec)
+        return target.describe_index(spec.name)
+    if existing.dimension != spec.dimension:
+        raise IncompatibleIndexError(
+            f"target index exists with dimension {existing.dimension}, "
+            f"the records have dimension {spec.dimension}",
+            **where,
+        )
+    known = UNKNOWN_METRIC not in (existing.metric, spec.metric)
+    if known and existing.metric != spec.metric:
+        raise IncompatibleIndexError(
+            f"target index exists with metric {existing.metric}, the records were indexed "
+            f"with {spec.metric}; pass another target index or --metric {existing.metric} "
+            "to accept it",
+            **where,
+        )
+    for name, vec in spec.named_vectors.items():
+        have = existing.named_vectors.get(name)
+        if have is None or have.dimension != vec.dimension:
+            raise IncompatibleIndexError(
+                f"target index has no named vector {name!r} of dimension {vec.dimension}", **where
+            )
+    return existing
+
+
+def _select(
+    manifest: dict[str, Any],
+    indexes: Sequence[str] | None,
+    namespaces: Sequence[str | None] | None,
+    index_map: Mapping[str, str],
+    namespace_map: Mapping[str, str],
+) -> list[tuple[str, str, dict[str, Any]]]:
+    known = manifest["indexes"]
+    for name in list(indexes or []) + list(index_map):
+        if name not in known:
+            raise ConfigError(
+                f"index {name!r} is not in the snapshot (it has: {', '.join(sorted(known)) or 'none'})"
+            )
+    wanted_ns = None if namespaces is None else {"" if n is None else n for n in namespaces}
+    chosen = []
+    for index, namespace, entry in mf.iter_namespaces(manifest):
+        if indexes and index not in indexes:
+            continue
+        if wanted_ns is not None and namespace not in wanted_ns:
+            continue
+        chosen.append((index, namespace, entry))
+    present = {ns for _, ns, _ in chosen}
+    for ns in namespace_map:
+        if _norm_ns(ns) not in present:
+            raise ConfigError(f"namespace {ns!r} is not among the selected namespaces of the snapshot")
+    return chosen
+
+
+def _norm_ns(namespace: str | None) -> str:
+    from ..snapshot.layout import namespace_from_key
+
+    return "" if namespace is None else namespace_from_key(namespace)
+
+
+def import_snapshot(
+    snapshot: str,
+    target: Any,
+    index_map: Mapping[str, str] | None = None,
+    namespace_map: Mapping[str | None, str | None] | None = None,
+    chunk_size: int = 500,
+    concurrency: int = 8,
+    create_index: bool = True,
+    on_progress: ProgressCallback | None = None,
+    *,
+    indexes: Sequence[str] | None = None,
+    namespaces: Sequence[str | None] | None = None,
+    metric: str | None = None,
+    retry: RetryPolicy | None = None,
+    storage_options: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Import a snapshot into ``target``. See the README for the result's keys."""
+    from ..api import as_provider
+
+    dst = as_provider(target)
+    if chunk_size < 1 or concurrency < 1:
+        raise ConfigError("chunk_size and concurrency must be at least 1")
+    store = SnapshotStore(snapshot, **(storage_options or {}))
+    manifest = mf.load(store)
+    index_map = dict(index_map or {})
+    ns_map = {_norm_ns(k): _norm_ns(v) for k, v in (namespace_map or {}).items()}
+    chosen = _select(manifest, indexes, namespaces, index_map, ns_map)
+
+    total = sum(e["rows"] for _, _, e in chosen)
+    batches = sum(math.ceil(e["rows"] / chunk_size) for _, _, e in chosen)
+    progress = Progress(on_progress, "import", total, chunk_size, batches)
+    retry = retry or RetryPolicy()
+    started = time.monotonic()
+    specs: dict[str, IndexSpec] = {}
+    namespaces_out = []
+    invalid: list[RecordFailure] = []
+    with UpsertPool(dst, concurrency=concurrency, retry=retry, progress=progress) as pool:
+        for index in [i for i in manifest["indexes"] if not indexes or i in indexes]:
+            entry = manifest["indexes"][index]
+            tgt = index_map.get(index, index)
+            spec = mf.spec_from_entry(index, entry).renamed(tgt)
+            specs[index] = ensure_target_index(dst, spec, create_index, metric)
+        for index, namespace, ns_entry in chosen:
+            entry = manifest["indexes"][index]
+            tgt_index = index_map.get(index, index)
+            tgt_ns = ns_map.get(namespace, namespace)
+            spec = specs[index]
+            expected = mf.expected_schema(entry, index)
+            progress.at(tgt_index, tgt_ns)
+            for part in ns_entry["parts"]:
+                with open_verified(store, part) as pf:
+                    check_part_schema(pf, expected, part["path"])
+                    for raw in pf.iter_batches(batch_size=chunk_size):
+                        try:
+                            batch = conform(raw, spec)
+                        except ValueError as exc:
+                            raise SnapshotError(f"part {part['path']}: {exc}") from exc
+                        clean, bad_ids = split_invalid(batch)
+                        if bad_ids:
+                            invalid.append(RecordFailure(
+                                tgt_index, tgt_ns, bad_ids,
+                                "NaN or infinite value in a vector; record not written",
+                                part["path"], "invalid",
+                            ))
+                            progress.add(0, 0, failed=len(bad_ids))
+                            pool.count(tgt_index, tgt_ns)["failed"] += len(bad_ids)
+                        if clean.num_rows:
+                            pool.submit(WriteTask(tgt_index, tgt_ns, clean, part["path"]))
+            namespaces_out.append((index, namespace, tgt_index, tgt_ns, ns_entry["rows"]))
+        pool.drain()
+    failures = invalid + pool.failures
+    per_ns = []
+    for index, namespace, tgt_index, tgt_ns, rows in namespaces_out:
+        counts = pool.per_namespace.get((tgt_index, tgt_ns), {"written": 0, "failed": 0})
+        per_ns.append({
+            "index": index, "namespace": namespace,
+            "target_index": tgt_index, "target_namespace": tgt_ns,
+            "snapshot_rows": rows,
+            "imported": counts["written"], "failed": counts["failed"],
+        })
+    failed = sum(len(f.ids) for f in failures)
+    elapsed = time.monotonic() - started
+    return {
+        "imported_count": pool.written,
+        "failed_count": failed,
+        "batches": pool.batches,
+        "errors": [f.as_dict() for f in failures],
+        "namespaces": per_ns,
+        "elapsed": round(elapsed, 3),
+        "rate": round(pool.written / elapsed, 1) if elapsed > 0 else 0.0,
+    }

@@ -1,0 +1,1 @@
+"""Snapshot format v1: layout, manifest, parts (see docs/FORMAT.md)."""
