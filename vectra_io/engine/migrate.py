@@ -60,11 +60,16 @@ def migrate(
                 for chunk in chunks((b for b, _ in pages), chunk_size):
                     clean, bad = split_invalid(conform(chunk, spec))
                     if bad:
-                        invalid.append(RecordFailure(
-                            tgt_index, tgt_ns, bad,
-                            "NaN or infinite value in a vector; record not written",
-                            None, "invalid",
-                        ))
+                        invalid.append(
+                            RecordFailure(
+                                tgt_index,
+                                tgt_ns,
+                                bad,
+                                "NaN or infinite value in a vector; record not written",
+                                None,
+                                "invalid",
+                            )
+                        )
                         progress.add(0, 0, failed=len(bad))
                         pool.count(tgt_index, tgt_ns)["failed"] += len(bad)
                     if clean.num_rows:
@@ -80,7 +85,10 @@ def migrate(
         "errors": [f.as_dict() for f in failures],
         "namespaces": [
             {
-                "index": i, "namespace": n, "target_index": ti, "target_namespace": tn,
+                "index": i,
+                "namespace": n,
+                "target_index": ti,
+                "target_namespace": tn,
                 **pool.count(ti, tn),
             }
             for i, n, ti, tn in per_ns

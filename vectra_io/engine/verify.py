@@ -11,7 +11,16 @@ import pyarrow as pa
 
 from ..errors import IndexNotFoundError
 from ..providers.base import Provider
-from ..records import ID, METADATA, NAMED_PREFIX, VALUES, dense_matrix, loads_metadata
+from ..records import (
+    ID,
+    METADATA,
+    NAMED_PREFIX,
+    SPARSE,
+    VALUES,
+    dense_matrix,
+    json_equal,
+    loads_metadata,
+)
 from ..snapshot import manifest as mf
 from ..snapshot.parts import open_verified
 from ..snapshot.storage import SnapshotStore
@@ -64,9 +73,7 @@ def verify_snapshot(
     for (tgt_index, tgt_ns), members in groups.items():
         manifest_rows = sum(e["rows"] for _, _, e in members)
         target_count = _count(dst, tgt_index, tgt_ns)
-        source_count = (
-            sum(_count(src, i, n) for i, n, _ in members) if src is not None else None
-        )
+        source_count = sum(_count(src, i, n) for i, n, _ in members) if src is not None else None
         reasons = []
         if target_count != manifest_rows:
             reasons.append(f"target has {target_count} records, snapshot {manifest_rows}")
@@ -85,7 +92,9 @@ def verify_snapshot(
             "target_count": target_count,
         }
         if sample > 0:
-            mismatches, checked = _sample_check(store, manifest, members, dst, tgt_index, tgt_ns, sample)
+            mismatches, checked = _sample_check(
+                store, manifest, members, dst, tgt_index, tgt_ns, sample
+            )
             row["sample_checked"] = checked
             row["sample_mismatches"] = mismatches
             if mismatches:
@@ -96,9 +105,7 @@ def verify_snapshot(
     result: dict[str, Any] = {
         "match": all(r["match"] for r in rows),
         "manifest_count": sum(r["manifest_count"] for r in rows),
-        "source_count": (
-            sum(r["source_count"] for r in rows) if src is not None else None
-        ),
+        "source_count": (sum(r["source_count"] for r in rows) if src is not None else None),
         "target_count": sum(r["target_count"] for r in rows),
         "namespaces": rows,
     }
@@ -151,20 +158,44 @@ def compare_batches(
     g = got.take(pa.array([got_pos[want_ids[i]] for i in present]))
     ids = w.column(ID).to_pylist()
     for name in w.schema.names:
-        if (name == VALUES or name.startswith(NAMED_PREFIX)) and name in g.schema.names:
-            a, b = dense_matrix(w.column(name)), dense_matrix(g.column(name))
+        if name not in g.schema.names:
+            continue
+        if name == VALUES or name.startswith(NAMED_PREFIX):
+            wa, ga = w.column(name), g.column(name)
+            a, b = dense_matrix(wa), dense_matrix(ga)
             if exact:
                 same = (a.view(np.uint32) == b.view(np.uint32)).all(axis=1)
             else:
                 same = np.isclose(_unit(a), _unit(b), rtol=1e-3, atol=1e-5).all(axis=1)
+            same &= _valid(wa) == _valid(ga)
             out.extend({"id": ids[i], "reason": f"{name} differs"} for i in np.flatnonzero(~same))
-    if METADATA in w.schema.names and METADATA in g.schema.names:
-        for rid, a_meta, b_meta in zip(
-            ids, w.column(METADATA).to_pylist(), g.column(METADATA).to_pylist(), strict=True
-        ):
-            if loads_metadata(a_meta) != loads_metadata(b_meta):
-                out.append({"id": rid, "reason": "metadata differs"})
+        elif name == SPARSE:
+            pairs = zip(w.column(name).to_pylist(), g.column(name).to_pylist(), strict=True)
+            for rid, (sa, sb) in zip(ids, pairs, strict=True):
+                if not _sparse_equal(sa, sb, exact):
+                    out.append({"id": rid, "reason": "sparse_values differs"})
+        elif name == METADATA:
+            pairs = zip(w.column(name).to_pylist(), g.column(name).to_pylist(), strict=True)
+            for rid, (ma, mb) in zip(ids, pairs, strict=True):
+                if not json_equal(loads_metadata(ma), loads_metadata(mb)):
+                    out.append({"id": rid, "reason": "metadata differs"})
     return out
+
+
+def _valid(col: pa.Array) -> np.ndarray:
+    return np.asarray(col.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _sparse_equal(a: dict[str, Any] | None, b: dict[str, Any] | None, exact: bool) -> bool:
+    if a is None or b is None:
+        return a is b
+    if a["indices"] != b["indices"]:
+        return False
+    va = np.asarray(a["values"], dtype=np.float32)
+    vb = np.asarray(b["values"], dtype=np.float32)
+    if exact:
+        return bool(np.array_equal(va.view(np.uint32), vb.view(np.uint32)))
+    return bool(np.allclose(va, vb, rtol=1e-3, atol=1e-6))
 
 
 def _unit(m: np.ndarray) -> np.ndarray:

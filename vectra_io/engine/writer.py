@@ -119,8 +119,9 @@ class UpsertPool:
         slices = split_for(task.batch, self.target.capabilities)
         for i, piece in enumerate(slices):
             last = i == len(slices) - 1
-            sub = WriteTask(task.index, task.namespace, piece, task.part,
-                            task.on_written if last else None)
+            sub = WriteTask(
+                task.index, task.namespace, piece, task.part, task.on_written if last else None
+            )
             while len(self._inflight) >= self.concurrency:
                 self._collect(wait(self._inflight, return_when=FIRST_COMPLETED).done)
             fut = self._pool.submit(self._write, sub)
@@ -175,10 +176,15 @@ class UpsertPool:
             fut.cancel()
         self._inflight.clear()
 
-    def _fail(self, task: WriteTask, ids: list[str], error: str, details: Mapping[str, str]) -> None:
+    def _fail(
+        self, task: WriteTask, ids: list[str], error: str, details: Mapping[str, str]
+    ) -> None:
         log.warning(
             "%d records failed in index %r namespace %r: %s",
-            len(ids), task.index, task.namespace, error,
+            len(ids),
+            task.index,
+            task.namespace,
+            error,
         )
         self.failures.append(
             RecordFailure(task.index, task.namespace, ids, error, task.part, "write", dict(details))

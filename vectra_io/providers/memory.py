@@ -177,7 +177,13 @@ class MemoryProvider(ProviderBase):
             else:
                 chunk_no, row = chunk_no + 1, 0
             if have >= batch_size:
-                yield ScanPage(_concat(pieces, schema), [chunk_no, row])
+                more = any(
+                    live[c][row if c == chunk_no else 0 :].any()
+                    for c in range(chunk_no, len(chunks))
+                )
+                yield ScanPage(_concat(pieces, schema), [chunk_no, row] if more else None)
+                if not more:
+                    return
                 pieces, have = [], 0
         if pieces:
             yield ScanPage(_concat(pieces, schema), None)

@@ -8,6 +8,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +17,7 @@ import pyarrow.parquet as pq
 
 from ..errors import SnapshotError
 from . import layout
-from .storage import SnapshotStore
+from .storage import HashingWriter, SnapshotStore
 
 COMPRESSIONS = ("zstd", "snappy", "lz4", "gzip", "none")
 DEFAULT_COMPRESSION = "zstd"
@@ -38,26 +39,45 @@ class PartInfo:
 
 
 class PartWriter:
-    """Writes one Parquet part; row groups are buffered to about ROW_GROUP_BYTES."""
+    """Writes one Parquet part; row groups are buffered to about ROW_GROUP_BYTES.
+
+    On local disk the file is written natively by Arrow under a temporary
+    name, then fsynced and renamed; its SHA-256 is computed by :meth:`commit`'s
+    future in a background thread (it reads the file back from the page cache),
+    so hashing overlaps with writing the next part. Elsewhere the bytes are
+    hashed as they are uploaded.
+    """
 
     def __init__(
-        self, store: SnapshotStore, relpath: str, schema: pa.Schema, compression: str
+        self,
+        store: SnapshotStore,
+        relpath: str,
+        schema: pa.Schema,
+        compression: str,
+        hasher: Executor | None = None,
     ) -> None:
+        self.store = store
         self.relpath = relpath
         self.schema = schema
         self.rows = 0
         self.nbytes = 0
+        self._hasher = hasher
         self._pending: list[pa.RecordBatch] = []
         self._pending_bytes = 0
-        self._cm = store.atomic_writer(relpath)
-        self._file = self._cm.__enter__()
-        self._writer = pq.ParquetWriter(
-            self._file,
-            schema,
-            compression=None if compression == "none" else compression,
-            write_statistics=True,
-            use_dictionary=False,
-        )
+        options: dict[str, Any] = {
+            "compression": None if compression == "none" else compression,
+            "write_statistics": True,
+            "use_dictionary": False,
+        }
+        self._tmp: str | None = None
+        self._hashing: HashingWriter | None = None
+        if store.local:
+            self._tmp = store.temp_path(relpath)
+            self._writer = pq.ParquetWriter(self._tmp, schema, **options)
+        else:
+            self._cm = store.atomic_writer(relpath)
+            self._hashing = self._cm.__enter__()
+            self._writer = pq.ParquetWriter(self._hashing, schema, **options)
 
     def write(self, batch: pa.RecordBatch) -> None:
         self._pending.append(batch)
@@ -74,19 +94,52 @@ class PartWriter:
         self._writer.write_table(table, row_group_size=table.num_rows)
         self._pending, self._pending_bytes = [], 0
 
-    def commit(self) -> PartInfo:
-        """Finish the file and make it visible under its final name."""
+    def commit(self) -> Future[PartInfo]:
+        """Finish the file and make it durable under its final name.
+
+        The returned future gives the part's size and SHA-256.
+        """
         self._flush_row_group()
         self._writer.close()
-        digest, size = self._file.sha256.hexdigest(), self._file.bytes
-        self._cm.__exit__(None, None, None)
-        return PartInfo(self.relpath, self.rows, size, digest)
+        rows = self.rows
+        done: Future[PartInfo] = Future()
+        if self._hashing is not None:
+            digest, size = self._hashing.sha256.hexdigest(), self._hashing.bytes
+            self._cm.__exit__(None, None, None)
+            done.set_result(PartInfo(self.relpath, rows, size, digest))
+            return done
+        assert self._tmp is not None
+        self.store.commit_temp(self._tmp, self.relpath)
+        final = self.store.local_path(self.relpath)
+
+        def digest_part() -> PartInfo:
+            digest, size = file_sha256(final)
+            return PartInfo(self.relpath, rows, size, digest)
+
+        if self._hasher is None:
+            done.set_result(digest_part())
+            return done
+        return self._hasher.submit(digest_part)
 
     def abort(self) -> None:
         with contextlib.suppress(Exception):
             self._writer.close()
-        with contextlib.suppress(Exception):
-            self._cm.__exit__(RuntimeError, RuntimeError("aborted"), None)
+        if self._tmp is not None:
+            with contextlib.suppress(OSError):
+                os.remove(self._tmp)
+        else:
+            with contextlib.suppress(Exception):
+                self._cm.__exit__(RuntimeError, RuntimeError("aborted"), None)
+
+
+def file_sha256(path: str) -> tuple[str, int]:
+    h = hashlib.sha256()
+    size = 0
+    with open(path, "rb", buffering=0) as f:
+        while block := f.read(_READ_BLOCK):
+            h.update(block)
+            size += len(block)
+    return h.hexdigest(), size
 
 
 def sha256_of(store: SnapshotStore, relpath: str, copy_to: str | None = None) -> tuple[str, int]:
@@ -104,12 +157,32 @@ def sha256_of(store: SnapshotStore, relpath: str, copy_to: str | None = None) ->
     return h.hexdigest(), size
 
 
-@contextlib.contextmanager
-def open_verified(store: SnapshotStore, part: dict[str, Any]) -> Iterator[pq.ParquetFile]:
-    """Open a part after checking its size and SHA-256 against the manifest.
+class VerifiedPart:
+    """A part whose bytes matched the manifest, readable from a local file."""
+
+    def __init__(self, relpath: str, local: str, tmpdir: str | None) -> None:
+        self.relpath = relpath
+        self.local = local
+        self._tmpdir = tmpdir
+
+    def open(self) -> pq.ParquetFile:
+        try:
+            return pq.ParquetFile(self.local, memory_map=True)
+        except (pa.ArrowException, OSError) as exc:
+            raise SnapshotError(
+                f"part {self.relpath} is not a readable Parquet file: {exc}"
+            ) from exc
+
+    def release(self) -> None:
+        if self._tmpdir:
+            shutil.rmtree(self._tmpdir, ignore_errors=True)
+
+
+def verify_part(store: SnapshotStore, part: dict[str, Any]) -> VerifiedPart:
+    """Check a part's size and SHA-256 against the manifest.
 
     Remote parts are downloaded once to a local temporary file while hashing,
-    so the bytes read are exactly the bytes checked.
+    so the bytes read later are exactly the bytes checked.
     """
     relpath = layout.checked_relpath(part["path"])
     if not store.exists(relpath):
@@ -118,7 +191,7 @@ def open_verified(store: SnapshotStore, part: dict[str, Any]) -> Iterator[pq.Par
     try:
         if store.local:
             local = store.local_path(relpath)
-            digest, size = sha256_of(store, relpath)
+            digest, size = file_sha256(local)
         else:
             tmpdir = tempfile.mkdtemp(prefix="vectra-part-")
             local = os.path.join(tmpdir, "part.parquet")
@@ -126,19 +199,28 @@ def open_verified(store: SnapshotStore, part: dict[str, Any]) -> Iterator[pq.Par
         if size != part["bytes"] or digest != part["sha256"]:
             raise SnapshotError(
                 f"part {relpath} is corrupt or truncated: {size} bytes with sha256 {digest}, "
-                f"manifest says {part['bytes']} bytes with sha256 {part['sha256']}"
+                f"manifest says {part['bytes']} bytes with sha256 {part['sha256']}; "
+                "run `vectra validate` on the snapshot"
             )
-        try:
-            pf = pq.ParquetFile(local, memory_map=True)
-        except (pa.ArrowException, OSError) as exc:
-            raise SnapshotError(f"part {relpath} is not a readable Parquet file: {exc}") from exc
+    except BaseException:
+        if tmpdir:
+            shutil.rmtree(tmpdir, ignore_errors=True)
+        raise
+    return VerifiedPart(relpath, local, tmpdir)
+
+
+@contextlib.contextmanager
+def open_verified(store: SnapshotStore, part: dict[str, Any]) -> Iterator[pq.ParquetFile]:
+    """Verify a part (see :func:`verify_part`) and open it."""
+    verified = verify_part(store, part)
+    try:
+        pf = verified.open()
         try:
             yield pf
         finally:
             pf.close()
     finally:
-        if tmpdir:
-            shutil.rmtree(tmpdir, ignore_errors=True)
+        verified.release()
 
 
 def check_part_schema(pf: pq.ParquetFile, expected: pa.Schema, relpath: str) -> None:

@@ -71,8 +71,10 @@ class SnapshotStore:
         self.url = str(url)
         self.root = self.root.rstrip("/") or "/"
         self.local = isinstance(self.fs, LocalFileSystem)
-        self.can_rename = self.local or self.fs.protocol in ("memory",) or (
-            isinstance(self.fs.protocol, tuple) and "memory" in self.fs.protocol
+        self.can_rename = (
+            self.local
+            or self.fs.protocol in ("memory",)
+            or (isinstance(self.fs.protocol, tuple) and "memory" in self.fs.protocol)
         )
 
     def path(self, relpath: str) -> str:
@@ -115,6 +117,24 @@ class SnapshotStore:
             self.fs.mv(target, final)
             if self.local:
                 _fsync_dir(parent)
+
+    def temp_path(self, relpath: str) -> str:
+        """Local disk: a temporary file name beside ``relpath`` (see :meth:`commit_temp`)."""
+        final = self.path(relpath)
+        parent = final.rsplit("/", 1)[0]
+        os.makedirs(parent, exist_ok=True)
+        return f"{parent}/.tmp-{uuid.uuid4().hex}"
+
+    def commit_temp(self, tmp: str, relpath: str) -> None:
+        """Local disk: make a finished temporary file durable under its final name."""
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        final = self.path(relpath)
+        os.replace(tmp, final)
+        _fsync_dir(final.rsplit("/", 1)[0])
 
     def write_bytes(self, relpath: str, data: bytes) -> None:
         with self.atomic_writer(relpath) as f:

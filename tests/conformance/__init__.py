@@ -1,0 +1,1 @@
+"""The provider conformance suite: every provider must pass it (see conftest.py)."""
