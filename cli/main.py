@@ -4,6 +4,8 @@ from __future__ import annotations
 
 
 def main() -> None:
-    from .app import cli
+    import sys
 
-    cli()
+    from .app import run
+
+    sys.exit(run())

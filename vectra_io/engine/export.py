@@ -168,7 +168,7 @@ def export_snapshot(
                     )
                 progress.at(spec.name, namespace)
                 if ns_entry["status"] == "done":
-                    progress.add(ns_entry["rows"], len(ns_entry["parts"]))
+                    progress.skip(ns_entry["rows"], len(ns_entry["parts"]))
                     continue
                 job = _NamespaceJob(src, store, manifest, ns_entry, spec, namespace, hasher)
                 job.run(batch_size, part_rows, part_bytes, compression, retry, progress, errors)
@@ -273,7 +273,7 @@ class _NamespaceJob:
         spec, index, namespace, hasher = self.spec, self.spec.name, self.namespace, self.hasher
         schema = record_schema(spec)
         if ns_entry["parts"]:
-            progress.add(ns_entry["rows"], len(ns_entry["parts"]))
+            progress.skip(ns_entry["rows"], len(ns_entry["parts"]))
         # parts written after the last checkpoint are orphans: they are rewritten
         checkpoints = _Checkpoints(store, manifest, ns_entry)
         writer: PartWriter | None = None

@@ -10,13 +10,15 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Literal
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from ..errors import (
     ConfigError,
@@ -32,6 +34,7 @@ from ..snapshot.parts import VerifiedPart, check_part_schema, verify_part
 from ..snapshot.storage import SnapshotStore
 from .progress import Progress, ProgressCallback
 from .retry import RetryPolicy
+from .state import ImportState, claimed, read_failed
 from .writer import UpsertPool, WriteTask
 
 log = logging.getLogger("vectra_io.import")
@@ -147,16 +150,34 @@ class PartJob:
     target_index: str
     target_namespace: str
 
+    @property
+    def path(self) -> str:
+        return str(self.part["path"])
+
     def run(
-        self, verified: VerifiedPart, pool: UpsertPool, chunk_size: int, progress: Progress
+        self,
+        verified: VerifiedPart,
+        pool: UpsertPool,
+        chunk_size: int,
+        progress: Progress,
+        state: ImportState | None,
     ) -> list[RecordFailure]:
-        """Queue the part's records on the pool; returns the records rejected as invalid."""
-        path = verified.relpath
+        """Queue the part's chunks on the pool (skipping those the state says are done).
+
+        Returns the records rejected as invalid (never written).
+        """
+        path = self.path
         invalid = []
+        done = state.chunks_done(path, chunk_size) if state else set()
+        tracker = _PartTracker(state, path, chunk_size)
         pf = verified.open()
         try:
             check_part_schema(pf, self.expected, path)
-            for raw in pf.iter_batches(batch_size=chunk_size):
+            for number, raw in enumerate(pf.iter_batches(batch_size=chunk_size)):
+                if number in done:
+                    progress.skip(raw.num_rows, 1)
+                    pool.count(self.target_index, self.target_namespace)["skipped"] += raw.num_rows
+                    continue
                 try:
                     batch = conform(raw, self.spec)
                 except ValueError as exc:
@@ -175,11 +196,45 @@ class PartJob:
                     )
                     progress.add(0, 0, failed=len(bad_ids))
                     pool.count(self.target_index, self.target_namespace)["failed"] += len(bad_ids)
+                settle = tracker.chunk(number)
                 if clean.num_rows:
-                    pool.submit(WriteTask(self.target_index, self.target_namespace, clean, path))
+                    pool.submit(
+                        WriteTask(self.target_index, self.target_namespace, clean, path, settle)
+                    )
+                else:
+                    settle()
         finally:
             pf.close()
+        tracker.all_submitted()
         return invalid
+
+
+class _PartTracker:
+    """Marks chunks in the state as they settle, and the part once all of them have."""
+
+    def __init__(self, state: ImportState | None, path: str, chunk_size: int) -> None:
+        self.state, self.path, self.chunk_size = state, path, chunk_size
+        self.pending: set[int] = set()
+        self.submitted_all = False
+
+    def chunk(self, number: int) -> Callable[[], None]:
+        self.pending.add(number)
+
+        def settle() -> None:
+            self.pending.discard(number)
+            if self.state is not None:
+                self.state.mark_chunk(self.path, self.chunk_size, number)
+            self._maybe_complete()
+
+        return settle
+
+    def all_submitted(self) -> None:
+        self.submitted_all = True
+        self._maybe_complete()
+
+    def _maybe_complete(self) -> None:
+        if self.submitted_all and not self.pending and self.state is not None:
+            self.state.mark_part(self.path, self.chunk_size)
 
 
 def verified_ahead(
@@ -229,8 +284,17 @@ def import_snapshot(
     metric: str | None = None,
     retry: RetryPolicy | None = None,
     storage_options: dict[str, Any] | None = None,
+    state: str | os.PathLike[str] | Literal[False] | None = None,
+    restart: bool = False,
+    retry_failed: bool = False,
 ) -> dict[str, Any]:
-    """Import a snapshot into ``target``. See the README for the result's keys."""
+    """Import a snapshot into ``target`` (a Client, a Provider or a provider URL).
+
+    ``state`` is where progress is kept (default: a per-user directory, see
+    :mod:`vectra_io.engine.state`; ``False``: keep none). Re-running the same
+    import resumes it; ``restart=True`` starts over. ``retry_failed=True``
+    replays only the records that failed in earlier runs.
+    """
     from ..api import as_provider
 
     dst = as_provider(target)
@@ -241,42 +305,109 @@ def import_snapshot(
     index_map = dict(index_map or {})
     ns_map = {_norm_ns(k): _norm_ns(v) for k, v in (namespace_map or {}).items()}
     chosen = _select(manifest, indexes, namespaces, index_map, ns_map)
+    run_state = None
+    if state is not False:
+        mapping = {"indexes": index_map, "namespaces": ns_map}
+        try:
+            run_state = ImportState.open(
+                state,
+                manifest=manifest,
+                snapshot_url=store.url,
+                target_endpoint=dst.endpoint,
+                mapping=mapping,
+                restart=restart,
+            )
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from exc
+    if retry_failed and run_state is None:
+        raise ConfigError("retry_failed needs the import state (state must not be False)")
 
-    total = sum(e["rows"] for _, _, e in chosen)
-    batches = sum(math.ceil(e["rows"] / chunk_size) for _, _, e in chosen)
-    progress = Progress(on_progress, "import", total, chunk_size, batches)
     retry = retry or RetryPolicy()
     started = time.monotonic()
+    on_failed = None
+    if run_state is not None:
+        keeper = run_state
+
+        def on_failed(task: WriteTask, batch: pa.RecordBatch, reasons: list[str]) -> None:
+            keeper.write_failed(task.index, task.namespace, batch, reasons)
+
     specs: dict[str, IndexSpec] = {}
+    for index in [i for i in manifest["indexes"] if not indexes or i in indexes]:
+        spec = mf.spec_from_entry(index, manifest["indexes"][index])
+        spec = spec.renamed(index_map.get(index, index))
+        specs[index] = ensure_target_index(dst, spec, create_index, metric)
+
+    jobs: list[PartJob] = []
     namespaces_out = []
+    for index, namespace, ns_entry in chosen:
+        tgt_index, tgt_ns = index_map.get(index, index), ns_map.get(namespace, namespace)
+        expected = mf.expected_schema(manifest["indexes"][index], index)
+        jobs += [PartJob(p, specs[index], expected, tgt_index, tgt_ns) for p in ns_entry["parts"]]
+        namespaces_out.append((index, namespace, tgt_index, tgt_ns, ns_entry["rows"]))
+
     invalid: list[RecordFailure] = []
-    with UpsertPool(dst, concurrency=concurrency, retry=retry, progress=progress) as pool:
-        for index in [i for i in manifest["indexes"] if not indexes or i in indexes]:
-            entry = manifest["indexes"][index]
-            tgt = index_map.get(index, index)
-            spec = mf.spec_from_entry(index, entry).renamed(tgt)
-            specs[index] = ensure_target_index(dst, spec, create_index, metric)
-        jobs = []
-        for index, namespace, ns_entry in chosen:
-            tgt_index = index_map.get(index, index)
-            tgt_ns = ns_map.get(namespace, namespace)
-            expected = mf.expected_schema(manifest["indexes"][index], index)
-            jobs += [
-                PartJob(part, specs[index], expected, tgt_index, tgt_ns)
-                for part in ns_entry["parts"]
-            ]
-            namespaces_out.append((index, namespace, tgt_index, tgt_ns, ns_entry["rows"]))
-        for job, verified in verified_ahead(store, jobs):
-            progress.at(job.target_index, job.target_namespace)
-            try:
-                invalid += job.run(verified, pool, chunk_size, progress)
-            finally:
-                verified.release()
-        pool.drain()
+    try:
+        if retry_failed:
+            assert run_state is not None
+            files = run_state.failed_files()
+            total = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+            progress = Progress(on_progress, "retry-failed", total, chunk_size)
+            with (
+                UpsertPool(
+                    dst,
+                    concurrency=concurrency,
+                    retry=retry,
+                    progress=progress,
+                    on_failed=on_failed,
+                ) as pool,
+                claimed(files) as taken,
+            ):
+                for path in taken:
+                    tgt_index, tgt_ns, table = read_failed(path)
+                    progress.at(tgt_index, tgt_ns)
+                    for batch in table.to_batches(max_chunksize=chunk_size):
+                        pool.submit(WriteTask(tgt_index, tgt_ns, batch, path.name))
+                pool.drain()
+        else:
+            total = sum(e["rows"] for _, _, e in chosen)
+            batches = sum(math.ceil(e["rows"] / chunk_size) for _, _, e in chosen)
+            progress = Progress(on_progress, "import", total, chunk_size, batches)
+            with UpsertPool(
+                dst, concurrency=concurrency, retry=retry, progress=progress, on_failed=on_failed
+            ) as pool:
+                todo = []
+                for job in jobs:
+                    if run_state is not None and run_state.part_complete(job.path):
+                        progress.skip(job.part["rows"])
+                        pool.count(job.target_index, job.target_namespace)["skipped"] += job.part[
+                            "rows"
+                        ]
+                    else:
+                        todo.append(job)
+                for job, verified in verified_ahead(store, todo):
+                    progress.at(job.target_index, job.target_namespace)
+                    try:
+                        invalid += job.run(verified, pool, chunk_size, progress, run_state)
+                    finally:
+                        verified.release()
+                pool.drain()
+    finally:  # what settled is a fact, also when the run is interrupted
+        if run_state is not None:
+            run_state.save(force=True)
+    return _result(pool, invalid, namespaces_out, run_state, time.monotonic() - started)
+
+
+def _result(
+    pool: UpsertPool,
+    invalid: list[RecordFailure],
+    namespaces_out: list[tuple[str, str, str, str, int]],
+    run_state: ImportState | None,
+    elapsed: float,
+) -> dict[str, Any]:
     failures = invalid + pool.failures
     per_ns = []
     for index, namespace, tgt_index, tgt_ns, rows in namespaces_out:
-        counts = pool.per_namespace.get((tgt_index, tgt_ns), {"written": 0, "failed": 0})
+        counts = pool.count(tgt_index, tgt_ns)
         per_ns.append(
             {
                 "index": index,
@@ -285,17 +416,22 @@ def import_snapshot(
                 "target_namespace": tgt_ns,
                 "snapshot_rows": rows,
                 "imported": counts["written"],
+                "skipped": counts["skipped"],
                 "failed": counts["failed"],
             }
         )
-    failed = sum(len(f.ids) for f in failures)
-    elapsed = time.monotonic() - started
     return {
         "imported_count": pool.written,
-        "failed_count": failed,
+        "skipped_count": sum(c["skipped"] for c in pool.per_namespace.values()),
+        "failed_count": sum(len(f.ids) for f in failures),
         "batches": pool.batches,
         "errors": [f.as_dict() for f in failures],
         "namespaces": per_ns,
+        "state_file": str(run_state.path) if run_state else None,
+        "failed_records": (
+            str(run_state.failed_dir) if run_state and run_state.failed_files() else None
+        ),
+        "pending_failed_count": run_state.failed_count() if run_state else 0,
         "elapsed": round(elapsed, 3),
         "rate": round(pool.written / elapsed, 1) if elapsed > 0 else 0.0,
     }

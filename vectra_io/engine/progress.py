@@ -39,6 +39,7 @@ class Progress:
             else 0
         )
         self.done = 0
+        self.skipped = 0  # done by an earlier run: counted as done, not in the rate
         self.failed = 0
         self.batches = 0
         self.index: str | None = None
@@ -53,6 +54,11 @@ class Progress:
         self.failed += failed
         self.batches += batches
         self.report()
+
+    def skip(self, records: int, batches: int = 0) -> None:
+        """Records an earlier (interrupted) run already moved."""
+        self.skipped += records
+        self.add(records, batches)
 
     def snapshot(self) -> dict[str, Any]:
         elapsed = time.monotonic() - self.started
@@ -69,7 +75,8 @@ class Progress:
             "batches_processed": self.batches,
             "total_batches": max(self.total_batches, self.batches),
             "elapsed": round(elapsed, 3),
-            "rate": round(self.done / elapsed, 1) if elapsed > 0 else 0.0,
+            "skipped": self.skipped,
+            "rate": round((self.done - self.skipped) / elapsed, 1) if elapsed > 0 else 0.0,
         }
 
     def report(self) -> None:

@@ -33,6 +33,8 @@ from .progress import Progress
 from .retry import RetryPolicy
 
 log = logging.getLogger("vectra_io.writer")
+#: receives records that failed for good, with one reason per record
+FailureSink = Callable[["WriteTask", pa.RecordBatch, list[str]], None]
 ABORTING = (AuthError, IndexNotFoundError, IncompatibleIndexError, ConfigError)
 
 
@@ -78,8 +80,9 @@ class WriteTask:
     namespace: str
     batch: pa.RecordBatch
     part: str | None = None
-    #: called in the caller's thread once the target acknowledged the write
-    on_written: Callable[[], None] | None = None
+    #: called in the caller's thread once every record of the task was either
+    #: acknowledged by the target or recorded as failed
+    on_settled: Callable[[], None] | None = None
 
 
 class UpsertPool:
@@ -92,8 +95,10 @@ class UpsertPool:
         concurrency: int,
         retry: RetryPolicy,
         progress: Progress,
+        on_failed: FailureSink | None = None,
     ) -> None:
         self.target = target
+        self.on_failed = on_failed
         self.concurrency = max(1, concurrency)
         self.retry = retry
         self.progress = progress
@@ -117,11 +122,9 @@ class UpsertPool:
     def submit(self, task: WriteTask) -> None:
         """Queue a chunk, split to the target's limits; blocks while the pool is full."""
         slices = split_for(task.batch, self.target.capabilities)
-        for i, piece in enumerate(slices):
-            last = i == len(slices) - 1
-            sub = WriteTask(
-                task.index, task.namespace, piece, task.part, task.on_written if last else None
-            )
+        settle = _countdown(len(slices), task.on_settled)
+        for piece in slices:
+            sub = WriteTask(task.index, task.namespace, piece, task.part, settle)
             while len(self._inflight) >= self.concurrency:
                 self._collect(wait(self._inflight, return_when=FIRST_COMPLETED).done)
             fut = self._pool.submit(self._write, sub)
@@ -139,7 +142,9 @@ class UpsertPool:
 
     def count(self, index: str, namespace: str) -> dict[str, int]:
         """The written/failed counters of one target namespace."""
-        return self.per_namespace.setdefault((index, namespace), {"written": 0, "failed": 0})
+        return self.per_namespace.setdefault(
+            (index, namespace), {"written": 0, "failed": 0, "skipped": 0}
+        )
 
     def _collect(self, done: set[Future[Mapping[str, str]]]) -> None:
         for fut in done:
@@ -154,22 +159,30 @@ class UpsertPool:
             except Exception as exc:  # the chunk failed: account for every id and go on
                 ids = task.batch.column(ID).to_pylist()
                 details = exc.failures if isinstance(exc, RecordsRejectedError) else {}
-                self._fail(task, ids, str(exc) or type(exc).__name__, details)
+                error = str(exc) or type(exc).__name__
+                self._fail(task, ids, error, details)
+                if self.on_failed is not None:
+                    reasons = [details.get(i, error) for i in ids]
+                    self.on_failed(task, task.batch, reasons)
                 counts["failed"] += n
                 self.progress.add(0, 1, failed=n)
                 self.batches += 1
-                continue
-            ok = n - len(refused)
-            if refused:
-                for reason, ids in _group_by_reason(refused).items():
-                    self._fail(task, ids, reason, {})
-            self.written += ok
-            self.batches += 1
-            counts["written"] += ok
-            counts["failed"] += len(refused)
-            self.progress.add(ok, 1, failed=len(refused))
-            if task.on_written is not None:
-                task.on_written()
+            else:
+                ok = n - len(refused)
+                if refused:
+                    for reason, ids in _group_by_reason(refused).items():
+                        self._fail(task, ids, reason, {})
+                    if self.on_failed is not None:
+                        mask = pc.is_in(task.batch.column(ID), pa.array(list(refused), pa.string()))
+                        bad = task.batch.filter(mask)
+                        self.on_failed(task, bad, [refused[i] for i in bad.column(ID).to_pylist()])
+                self.written += ok
+                self.batches += 1
+                counts["written"] += ok
+                counts["failed"] += len(refused)
+                self.progress.add(ok, 1, failed=len(refused))
+            if task.on_settled is not None:
+                task.on_settled()
 
     def drain_quietly(self) -> None:
         for fut in list(self._inflight):
@@ -189,6 +202,20 @@ class UpsertPool:
         self.failures.append(
             RecordFailure(task.index, task.namespace, ids, error, task.part, "write", dict(details))
         )
+
+
+def _countdown(n: int, then: Callable[[], None] | None) -> Callable[[], None] | None:
+    """A callback that calls ``then`` on its ``n``-th call (slices of one chunk settle apart)."""
+    if then is None:
+        return None
+    left = [n]
+
+    def settle() -> None:
+        left[0] -= 1
+        if left[0] == 0:
+            then()
+
+    return settle
 
 
 def _group_by_reason(refused: Mapping[str, str]) -> dict[str, list[str]]:

@@ -8,6 +8,7 @@ names a store shared inside one process; an empty location is a private store.
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
@@ -116,7 +117,8 @@ class MemoryProvider(ProviderBase):
         if name:
             with _NAMED_LOCK:
                 self._store = _NAMED_STORES.setdefault(name, _Store())
-        else:
+        else:  # a private store, with a name of its own so that import state can tell it apart
+            name = f"_private-{uuid.uuid4().hex[:12]}"
             self._store = _Store()
         self.endpoint = f"memory://{name}"
         self.capabilities = capabilities or MEMORY_CAPABILITIES
