@@ -62,8 +62,13 @@ def main() -> None:
             for codec in CODECS:
                 path = os.path.join(tmp, f"{kind}-{codec}.parquet")
                 t = time.perf_counter()
-                pq.write_table(table, path, compression=None if codec == "none" else codec,
-                               use_dictionary=False, row_group_size=10_000)
+                pq.write_table(
+                    table,
+                    path,
+                    compression=None if codec == "none" else codec,
+                    use_dictionary=False,
+                    row_group_size=10_000,
+                )
                 w = n / (time.perf_counter() - t)
                 t = time.perf_counter()
                 pq.read_table(path)

@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 import vectra_io
 from vectra_io.providers.base import Capabilities, IndexSpec, ProviderBase, ScanPage
 from vectra_io.providers.memory import MemoryProvider
-from vectra_io.records import METADATA, dense_array, record_schema
+from vectra_io.records import dense_array, record_schema
 
 DIM = 768
 
@@ -74,15 +74,17 @@ class GeneratingSource(ProviderBase):
     def count(self, index: str, namespace: str = "") -> int:
         return self.n
 
-    def scan(self, index: str, namespace: str = "", *, batch_size: int = 1000,
-             cursor: object = None) -> Iterator[ScanPage]:
+    def scan(
+        self, index: str, namespace: str = "", *, batch_size: int = 1000, cursor: object = None
+    ) -> Iterator[ScanPage]:
         start = int(cursor or 0)  # type: ignore[call-overload]
         rng = np.random.default_rng(start)
         while start < self.n:
             k = min(batch_size, self.n - start)
             start += k
-            yield ScanPage(make_batch(self.spec, start - k, k, rng),
-                           start if start < self.n else None)
+            yield ScanPage(
+                make_batch(self.spec, start - k, k, rng), start if start < self.n else None
+            )
 
     def fetch(self, index: str, ids: Sequence[str], namespace: str = "") -> pa.RecordBatch:
         raise NotImplementedError
@@ -122,7 +124,9 @@ def rss_child(mode: str, n: int, workdir: str) -> dict[str, float]:
     """Run one scaling scenario in a fresh process; returns its peak RSS and time."""
     out = subprocess.run(
         [sys.executable, __file__, "--child", mode, "--n", str(n), "--dir", workdir],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     )
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
@@ -165,8 +169,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
         bare = os.path.join(tmp, "bare.parquet")
-        pq.write_table(table, bare, compression=comp, use_dictionary=False,
-                       row_group_size=10_000)
+        pq.write_table(table, bare, compression=comp, use_dictionary=False, row_group_size=10_000)
         bare_write = n / (time.perf_counter() - t)
         t = time.perf_counter()
         back = pq.read_table(bare)
@@ -184,19 +187,31 @@ def main() -> None:
         res = vectra_io.import_snapshot(snap, dst, chunk_size=1000, concurrency=8)
         import_rate = n / (time.perf_counter() - t)
         assert res["imported_count"] == n and dst.count("bench") == n
-        size = sum(os.path.getsize(os.path.join(d, f))
-                   for d, _, fs in os.walk(snap) for f in fs if f.endswith(".parquet"))
+        size = sum(
+            os.path.getsize(os.path.join(d, f))
+            for d, _, fs in os.walk(snap)
+            for f in fs
+            if f.endswith(".parquet")
+        )
 
         print(f"bare pyarrow write_table : {bare_write:12,.0f} vectors/s")
         print(f"bare pyarrow read_table  : {bare_read:12,.0f} vectors/s")
-        print(f"vectra export            : {export_rate:12,.0f} vectors/s "
-              f"({export_rate / bare_write:.2f}x bare write)")
-        print(f"vectra import            : {import_rate:12,.0f} vectors/s "
-              f"({import_rate / bare_read:.2f}x bare read)")
-        print(f"snapshot size            : {size / 2**20:,.1f} MiB "
-              f"({size / (n * DIM * 4):.3f} of raw float32)")
-        print(f"peak RSS                 : {peak_rss_mb():,.0f} MiB "
-              f"(data loaded: {base_rss:,.0f} MiB, after export: {export_rss:,.0f} MiB)")
+        print(
+            f"vectra export            : {export_rate:12,.0f} vectors/s "
+            f"({export_rate / bare_write:.2f}x bare write)"
+        )
+        print(
+            f"vectra import            : {import_rate:12,.0f} vectors/s "
+            f"({import_rate / bare_read:.2f}x bare read)"
+        )
+        print(
+            f"snapshot size            : {size / 2**20:,.1f} MiB "
+            f"({size / (n * DIM * 4):.3f} of raw float32)"
+        )
+        print(
+            f"peak RSS                 : {peak_rss_mb():,.0f} MiB "
+            f"(data loaded: {base_rss:,.0f} MiB, after export: {export_rss:,.0f} MiB)"
+        )
 
         if not args.skip_scaling:
             rows = {}
@@ -204,9 +219,11 @@ def main() -> None:
                 rows[count] = {m: rss_child(m, count, tmp) for m in ("export", "import")}
             for m in ("export", "import"):
                 small, big = rows[100_000][m], rows[1_000_000][m]
-                print(f"generated {m:6s}: peak RSS 100k {small['rss_mb']:,.0f} MiB, "
-                      f"1M {big['rss_mb']:,.0f} MiB, ratio {big['rss_mb'] / small['rss_mb']:.2f} "
-                      f"(1M in {big['seconds']:.1f}s = {1e6 / big['seconds']:,.0f} vectors/s)")
+                print(
+                    f"generated {m:6s}: peak RSS 100k {small['rss_mb']:,.0f} MiB, "
+                    f"1M {big['rss_mb']:,.0f} MiB, ratio {big['rss_mb'] / small['rss_mb']:.2f} "
+                    f"(1M in {big['seconds']:.1f}s = {1e6 / big['seconds']:,.0f} vectors/s)"
+                )
 
 
 if __name__ == "__main__":

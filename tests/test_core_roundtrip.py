@@ -85,8 +85,12 @@ def test_migrate_memory_to_memory_exact(source: MemoryProvider) -> None:
     assert r["batches"] == 16  # ceil(1000 / 64)
     assert seen[-1]["percentage"] == 100.0
     assert_same_namespace(source, "products", "tenant-1", target, "copy", "t1")
-    v = m.verify(source_index="products", target_index="copy", source_namespace="tenant-1",
-                 target_namespace="t1")
+    v = m.verify(
+        source_index="products",
+        target_index="copy",
+        source_namespace="tenant-1",
+        target_namespace="t1",
+    )
     assert v["match"] and v["source_count"] == v["target_count"] == 1000
     # the whole store, every namespace
     everything = MemoryProvider()
@@ -100,28 +104,50 @@ def test_python_api_contract(tmp_path: Path) -> None:
     src = Client(provider="memory")
     dst = Client(provider="memory")
     src.create_index(name="products", dimension=8, metric="cosine")
-    vecs = [
-        {"id": f"a{i}", "values": [float(i + 1)] * 8, "metadata": {"k": i}} for i in range(120)
-    ]
+    vecs = [{"id": f"a{i}", "values": [float(i + 1)] * 8, "metadata": {"k": i}} for i in range(120)]
     src.upsert(index="products", vectors=vecs, namespace="tenant-1")
     m = Migration(src, dst)
-    r = m.migrate(source_index="products", target_index="products", source_namespace="tenant-1",
-                  target_namespace=None, batch_size=500, chunk_size=50, on_progress=lambda s: None)
+    r = m.migrate(
+        source_index="products",
+        target_index="products",
+        source_namespace="tenant-1",
+        target_namespace=None,
+        batch_size=500,
+        chunk_size=50,
+        on_progress=lambda s: None,
+    )
     assert (r["migrated_count"], r["batches"], r["errors"]) == (120, 3, [])
-    v = m.verify(source_index="products", target_index="products", source_namespace="tenant-1",
-                 target_namespace=None)
+    v = m.verify(
+        source_index="products",
+        target_index="products",
+        source_namespace="tenant-1",
+        target_namespace=None,
+    )
     assert v["match"] and v["source_count"] == 120 and v["target_count"] == 120
     snap = str(tmp_path / "snap")
-    manifest = vectra_io.export_snapshot(src, snap, indexes=["products"], namespaces=None,
-                                         batch_size=1000, on_progress=None)
+    manifest = vectra_io.export_snapshot(
+        src, snap, indexes=["products"], namespaces=None, batch_size=1000, on_progress=None
+    )
     assert manifest["format"] == "vectra-snapshot" and manifest["format_version"] == 1
-    res = vectra_io.import_snapshot(snap, dst, index_map={"products": "products2"},
-                                    namespace_map={"tenant-1": "tenant-2"}, chunk_size=500,
-                                    concurrency=8, create_index=True, on_progress=None)
+    res = vectra_io.import_snapshot(
+        snap,
+        dst,
+        index_map={"products": "products2"},
+        namespace_map={"tenant-1": "tenant-2"},
+        chunk_size=500,
+        concurrency=8,
+        create_index=True,
+        on_progress=None,
+    )
     assert (res["imported_count"], res["errors"]) == (120, [])
     assert res["batches"] == 1
-    chk = vectra_io.verify_snapshot(snap, dst, index_map={"products": "products2"},
-                                    namespace_map={"tenant-1": "tenant-2"}, source=src)
+    chk = vectra_io.verify_snapshot(
+        snap,
+        dst,
+        index_map={"products": "products2"},
+        namespace_map={"tenant-1": "tenant-2"},
+        source=src,
+    )
     assert chk["match"] and chk["manifest_count"] == chk["source_count"] == chk["target_count"]
     rec = dst.fetch(index="products2", ids=["a3", "missing"], namespace="tenant-2")
     assert [r["id"] for r in rec] == ["a3"]
@@ -224,12 +250,15 @@ def test_nan_and_inf_are_rejected_by_id(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "index,namespace",
-    [("a/b", "../../etc"), ("..", "x y"), ("ünï cødé 漢字", "."), ("%2F", "__default__x"),
-     (".hidden", "/abs")],
+    [
+        ("a/b", "../../etc"),
+        ("..", "x y"),
+        ("ünï cødé 漢字", "."),
+        ("%2F", "__default__x"),
+        (".hidden", "/abs"),
+    ],
 )
-def test_hostile_names_stay_inside_the_snapshot(
-    tmp_path: Path, index: str, namespace: str
-) -> None:
+def test_hostile_names_stay_inside_the_snapshot(tmp_path: Path, index: str, namespace: str) -> None:
     src = MemoryProvider()
     spec = IndexSpec(index, 3, "euclidean")
     src.create_index(spec)
@@ -305,14 +334,19 @@ def test_snapshot_is_readable_by_pyarrow_and_duckdb(source: MemoryProvider, tmp_
         f"FROM read_parquet('{snap / part['path']}') WHERE id = 'n1-1'"
     ).fetchone()
     assert row is not None and row[0] == "n1-1" and row[1] == 16
-    assert row[2] == json.loads(source.fetch("products", ["n1-1"], "tenant-1")
-                                .column("metadata")[0].as_py())["big"]
+    assert (
+        row[2]
+        == json.loads(source.fetch("products", ["n1-1"], "tenant-1").column("metadata")[0].as_py())[
+            "big"
+        ]
+    )
 
 
 def test_corrupted_part_is_refused_before_any_write(source: MemoryProvider, tmp_path: Path) -> None:
     snap = tmp_path / "s"
-    manifest = vectra_io.export_snapshot(source, str(snap), indexes=["products"],
-                                         namespaces=["tenant-1"])
+    manifest = vectra_io.export_snapshot(
+        source, str(snap), indexes=["products"], namespaces=["tenant-1"]
+    )
     part = manifest["indexes"]["products"]["namespaces"]["tenant-1"]["parts"][0]
     path = snap / part["path"]
     data = bytearray(path.read_bytes())

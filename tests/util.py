@@ -65,7 +65,9 @@ def seed(
     provider: Provider, spec: IndexSpec, namespace: str, records: list[dict[str, Any]]
 ) -> None:
     for start in range(0, len(records), 1000):
-        provider.upsert(spec.name, batch_from_records(spec, records[start : start + 1000]), namespace)
+        provider.upsert(
+            spec.name, batch_from_records(spec, records[start : start + 1000]), namespace
+        )
 
 
 def read_all(provider: Provider, index: str, namespace: str) -> pa.Table:
@@ -98,7 +100,5 @@ def assert_tables_equal(a: pa.Table, b: pa.Table) -> None:
             assert col_a.to_pylist() == col_b.to_pylist()
 
 
-def assert_same_namespace(
-    p1: Provider, i1: str, n1: str, p2: Provider, i2: str, n2: str
-) -> None:
+def assert_same_namespace(p1: Provider, i1: str, n1: str, p2: Provider, i2: str, n2: str) -> None:
     assert_tables_equal(read_all(p1, i1, n1), read_all(p2, i2, n2))
