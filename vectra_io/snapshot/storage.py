@@ -107,8 +107,7 @@ class SnapshotStore:
                 os.fsync(raw.fileno())
             raw.close()
         except BaseException:
-            with contextlib.suppress(Exception):
-                raw.close()
+            _discard(raw)
             if target != final:
                 with contextlib.suppress(Exception):
                     self.fs.rm(target)
@@ -153,6 +152,17 @@ class SnapshotStore:
         if os.path.commonpath([real_root, real]) != real_root:
             raise SnapshotError(f"part {relpath!r} is a link that leads outside the snapshot")
         return real
+
+
+def _discard(raw: IO[bytes]) -> None:
+    """Abandon a write: on object stores, closing would publish the object, so abort it."""
+    discard = getattr(raw, "discard", None)
+    with contextlib.suppress(Exception):
+        if discard is not None:
+            discard()  # fsspec buffered files: drop buffers, abort any multipart upload
+            raw.closed = True  # type: ignore[misc]
+        else:
+            raw.close()
 
 
 def _fsync_dir(path: str) -> None:
