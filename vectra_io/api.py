@@ -100,9 +100,7 @@ class Client:
 
     def stats(self, index: str, namespace: str | None = None) -> dict[str, Any]:
         spec = self.backend.describe_index(index)
-        names = (
-            [_ns(namespace)] if namespace is not None else self.backend.list_namespaces(index)
-        )
+        names = [_ns(namespace)] if namespace is not None else self.backend.list_namespaces(index)
         counts = {n: self.backend.count(index, n) for n in names}
         return {
             "dimension": spec.dimension,

@@ -19,8 +19,7 @@ from .base import Provider
 
 @dataclass(frozen=True)
 class ProviderEntry:
-    name: str
-    module: str
+    name: str  # also the module under vectra_io.providers
     cls: str
     extra: str | None  # pip extra that installs the driver; None = core
     drivers: tuple[str, ...] = ()  # importable modules the driver needs
@@ -34,40 +33,20 @@ class ProviderEntry:
         return f'pip install "vectra-io[{self.extra}]"' if self.extra else "pip install vectra-io"
 
 
-PROVIDERS: dict[str, ProviderEntry] = {
-    e.name: e
-    for e in [
-        ProviderEntry("memory", "memory", "MemoryProvider", None, (), None, "memory://NAME"),
-        ProviderEntry(
-            "lancedb", "lancedb", "LanceDBProvider", "lancedb", ("lancedb",), None,
-            "lancedb:///path/to/db",
-        ),
-        ProviderEntry(
-            "pgvector", "pgvector", "PgVectorProvider", "pgvector", ("psycopg",),
-            "PGPASSWORD", "pgvector://user@host:5432/dbname",
-        ),
-        ProviderEntry(
-            "chroma", "chroma", "ChromaProvider", None, (), "CHROMA_API_KEY",
-            "chroma://host:8000",
-        ),
-        ProviderEntry(
-            "milvus", "milvus", "MilvusProvider", "milvus", ("pymilvus",), "MILVUS_TOKEN",
-            "milvus://host:19530 | milvus:///path/to/lite.db",
-        ),
-        ProviderEntry(
-            "qdrant", "qdrant", "QdrantProvider", None, (), "QDRANT_API_KEY",
-            "qdrant://host:6333",
-        ),
-        ProviderEntry(
-            "pinecone", "pinecone", "PineconeProvider", None, (), "PINECONE_API_KEY",
-            "pinecone://api.pinecone.io",
-        ),
-        ProviderEntry(
-            "weaviate", "weaviate", "WeaviateProvider", None, (), "WEAVIATE_API_KEY",
-            "weaviate://host:8080",
-        ),
-    ]
-}
+# fmt: off
+_TABLE = [
+    # name       class               extra       drivers        API-key env          URL form
+    ("memory",   "MemoryProvider",   None,       (),            None,                "memory://NAME"),
+    ("lancedb",  "LanceDBProvider",  "lancedb",  ("lancedb",),  None,                "lancedb:///path/to/db"),
+    ("pgvector", "PgVectorProvider", "pgvector", ("psycopg",),  "PGPASSWORD",        "pgvector://user@host:5432/db"),
+    ("chroma",   "ChromaProvider",   None,       (),            "CHROMA_API_KEY",    "chroma://host:8000"),
+    ("milvus",   "MilvusProvider",   "milvus",   ("pymilvus",), "MILVUS_TOKEN",      "milvus://host:19530"),
+    ("qdrant",   "QdrantProvider",   None,       (),            "QDRANT_API_KEY",    "qdrant://host:6333"),
+    ("pinecone", "PineconeProvider", None,       (),            "PINECONE_API_KEY",  "pinecone://api.pinecone.io"),
+    ("weaviate", "WeaviateProvider", None,       (),            "WEAVIATE_API_KEY",  "weaviate://host:8080"),
+]
+# fmt: on
+PROVIDERS: dict[str, ProviderEntry] = {row[0]: ProviderEntry(*row) for row in _TABLE}
 ALIASES = {"postgresql": "pgvector", "postgres": "pgvector", "lance": "lancedb"}
 
 
@@ -87,7 +66,7 @@ def provider_class(name: str) -> type[Provider]:
         raise DriverMissingError(
             f"provider {e.name!r} needs the driver {', '.join(missing)}: {e.install_hint()}"
         )
-    module = importlib.import_module(f"vectra_io.providers.{e.module}")
+    module = importlib.import_module(f"vectra_io.providers.{e.name}")
     cls: type[Provider] = getattr(module, e.cls)
     return cls
 
