@@ -9,6 +9,7 @@ from .api import Client, Migration
 from .engine.export import export_snapshot
 from .engine.importer import import_snapshot
 from .engine.migrate import migrate
+from .engine.plan import plan
 from .engine.retry import RetryPolicy
 from .engine.verify import verify_snapshot
 from .errors import (
@@ -41,5 +42,6 @@ __all__ = [
     "export_snapshot",
     "import_snapshot",
     "migrate",
+    "plan",
     "verify_snapshot",
 ]

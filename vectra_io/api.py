@@ -200,6 +200,35 @@ class Migration:
         """Copy every index and namespace (see :func:`vectra_io.engine.migrate.migrate`)."""
         return _migrate(self.source, self.target, **kwargs)
 
+    def plan(
+        self,
+        source_index: str | None = None,
+        target_index: str | None = None,
+        source_namespace: str | None = None,
+        target_namespace: str | None = None,
+        *,
+        scan_records: bool = True,
+    ) -> dict[str, Any]:
+        """What :meth:`migrate` would do, writing nothing (see :mod:`vectra_io.engine.plan`).
+
+        Without ``source_index``: every index and namespace.
+        """
+        from .engine.plan import plan
+
+        if source_index is None:
+            return plan(self.source, self.target, scan_records=scan_records)
+        src_ns = _ns(source_namespace)
+        tgt_ns = _ns(target_namespace) if target_namespace is not None else src_ns
+        return plan(
+            self.source,
+            self.target,
+            indexes=[source_index],
+            namespaces=[src_ns],
+            index_map={source_index: target_index or source_index},
+            namespace_map={src_ns: tgt_ns},
+            scan_records=scan_records,
+        )
+
     def verify(
         self,
         source_index: str,
