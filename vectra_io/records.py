@@ -237,7 +237,7 @@ def conform(batch: pa.RecordBatch, spec: IndexSpec) -> pa.RecordBatch:
             if not col.type.equals(f.type):
                 try:
                     col = col.cast(f.type)
-                except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                except pa.ArrowException as exc:
                     raise ValueError(
                         f"column {f.name!r} has type {col.type}, expected {f.type}"
                     ) from exc

@@ -220,7 +220,10 @@ class MemoryProvider(ProviderBase):
     ) -> Mapping[str, str]:
         with self._store.lock:
             idx = self._index(index)
-        batch = conform(batch, idx.spec)
+        try:
+            batch = conform(batch, idx.spec)
+        except ValueError as exc:
+            raise IncompatibleIndexError(str(exc), provider=self.name, index=index) from exc
         with self._store.lock:
             idx.namespaces.setdefault(namespace, _Namespace()).upsert(batch)
         return {}
