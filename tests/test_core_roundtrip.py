@@ -398,3 +398,26 @@ def test_export_resumes_after_interruption(
     for ns in NAMESPACES:
         assert_same_namespace(source, "products", ns, target, "products", ns)
     assert vectra_io.verify_snapshot(snap, target, source=source)["match"]
+
+
+class LossySource(MemoryProvider):
+    """A source that cannot read some records and says so on its pages."""
+
+    def scan(self, index, namespace="", *, batch_size=1000, cursor=None):  # type: ignore[no-untyped-def]
+        for page in super().scan(index, namespace, batch_size=batch_size, cursor=cursor):
+            yield page._replace(failures={"ghost-1": "cannot be fetched", "ghost-2": "gone"})
+            break
+
+
+def test_unreadable_records_are_reported_not_lost(tmp_path: Path) -> None:
+    src = LossySource()
+    spec = IndexSpec("u", 4, "dot")
+    src.create_index(spec)
+    seed(src, spec, "", make_records(10, 4))
+    manifest = vectra_io.export_snapshot(src, str(tmp_path / "s"))
+    kinds = {(e["kind"], tuple(e["ids"])) for e in manifest["errors"]}
+    assert ("unreadable", ("ghost-1",)) in kinds and ("unreadable", ("ghost-2",)) in kinds
+    ns = manifest["indexes"]["u"]["namespaces"]["__default__"]
+    assert ns["rejected"] == 2 and set(ns["rejected_ids"]) == {"ghost-1", "ghost-2"}
+    r = vectra_io.migrate(src, MemoryProvider())
+    assert r["failed_count"] == 2 and r["migrated_count"] == 10

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConfigError, RecordFailure, RetryableError, SnapshotError
-from ..providers.base import Cursor, IndexSpec, Provider
+from ..providers.base import Cursor, IndexSpec, Provider, ScanPage
 from ..records import conform, record_schema, split_invalid
 from ..snapshot import layout
 from ..snapshot import manifest as mf
@@ -36,9 +36,11 @@ from ..snapshot.parts import (
 from ..snapshot.storage import SnapshotStore
 from .progress import Progress, ProgressCallback
 from .retry import RetryPolicy
+from .writer import group_by_reason
 
 log = logging.getLogger("vectra_io.export")
 MAX_REJECTED_IDS = 1000
+NON_FINITE = "NaN or infinite value in a vector; record not written"
 
 
 def resumable_scan(
@@ -48,7 +50,7 @@ def resumable_scan(
     batch_size: int,
     cursor: Cursor,
     retry: RetryPolicy,
-) -> Iterator[tuple[Any, Cursor]]:
+) -> Iterator[ScanPage]:
     """Scan pages; on a retryable failure, start a new scan from the last cursor.
 
     (A generator that raised is finished, so retrying ``next()`` on it would
@@ -61,7 +63,7 @@ def resumable_scan(
             for page in source.scan(index, namespace, batch_size=batch_size, cursor=cursor):
                 attempt, started = 0, time.monotonic()
                 cursor = page.cursor
-                yield page.batch, page.cursor
+                yield page
                 if cursor is None:
                     return
             return
@@ -282,11 +284,14 @@ class _NamespaceJob:
             pages = prefetch(
                 resumable_scan(src, index, namespace, batch_size, ns_entry["cursor"], retry)
             )
-            for batch, page_cursor in pages:
+            for batch, page_cursor, unreadable in pages:
                 clean, bad_ids = split_invalid(conform(batch, spec))
                 if bad_ids:
-                    errors.append(_rejection(index, namespace, bad_ids))
+                    errors.append(_rejection(index, namespace, bad_ids, NON_FINITE))
                     rejected.extend(bad_ids)
+                for reason, ids in group_by_reason(unreadable).items():
+                    errors.append(_rejection(index, namespace, ids, reason, "unreadable"))
+                    rejected.extend(ids)
                 if clean.num_rows:
                     if writer is None:
                         relpath = layout.part_path(index, namespace, checkpoints.next_number())
@@ -323,17 +328,18 @@ class _NamespaceJob:
             )
 
 
-def _rejection(index: str, namespace: str, bad_ids: list[str]) -> RecordFailure:
-    msg = "NaN or infinite value in a vector; record not written"
+def _rejection(
+    index: str, namespace: str, ids: list[str], reason: str, kind: str = "invalid"
+) -> RecordFailure:
     log.warning(
-        "index %r namespace %r: rejected %d records: %s (ids %s)",
+        "index %r namespace %r: %d records not exported: %s (ids %s)",
         index,
         namespace,
-        len(bad_ids),
-        msg,
-        bad_ids[:10],
+        len(ids),
+        reason,
+        ids[:10],
     )
-    return RecordFailure(index, namespace, bad_ids, msg, None, "invalid")
+    return RecordFailure(index, namespace, ids, reason, None, kind)
 
 
 def _record_rejected(ns_entry: dict[str, Any], ids: list[str]) -> None:

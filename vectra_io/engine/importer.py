@@ -88,6 +88,10 @@ def ensure_target_index(
             f"the records have dimension {spec.dimension}",
             **where,
         )
+    if spec.sparse and not existing.sparse:
+        raise IncompatibleIndexError(
+            "the records have sparse vectors, the existing target index has none", **where
+        )
     known = UNKNOWN_METRIC not in (existing.metric, spec.metric)
     if known and existing.metric != spec.metric:
         raise IncompatibleIndexError(

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+import pyarrow as pa
+
 from ..errors import RecordFailure
-from ..providers.base import Provider
+from ..providers.base import Provider, ScanPage
 from ..records import conform, split_invalid
 from .export import prefetch, resumable_scan
 from .importer import ensure_target_index
 from .progress import Progress, ProgressCallback
 from .retry import RetryPolicy
-from .writer import UpsertPool, WriteTask, chunks
+from .writer import UpsertPool, WriteTask, chunks, group_by_reason
 
 log = logging.getLogger("vectra_io.migrate")
 
@@ -57,7 +59,8 @@ def migrate(
                 tgt_ns = namespace_map.get(namespace, namespace)
                 progress.at(tgt_index, tgt_ns)
                 pages = prefetch(resumable_scan(source, index, namespace, batch_size, None, retry))
-                for chunk in chunks((b for b, _ in pages), chunk_size):
+                unreadable: dict[str, str] = {}
+                for chunk in chunks(_batches(pages, unreadable), chunk_size):
                     clean, bad = split_invalid(conform(chunk, spec))
                     if bad:
                         invalid.append(
@@ -74,6 +77,10 @@ def migrate(
                         pool.count(tgt_index, tgt_ns)["failed"] += len(bad)
                     if clean.num_rows:
                         pool.submit(WriteTask(tgt_index, tgt_ns, clean))
+                for reason, ids in group_by_reason(unreadable).items():
+                    invalid.append(RecordFailure(index, namespace, ids, reason, None, "unreadable"))
+                    progress.add(0, 0, failed=len(ids))
+                    pool.count(tgt_index, tgt_ns)["failed"] += len(ids)
                 per_ns.append((index, namespace, tgt_index, tgt_ns))
         pool.drain()
     failures = invalid + pool.failures
@@ -96,3 +103,10 @@ def migrate(
         "elapsed": round(elapsed, 3),
         "rate": round(pool.written / elapsed, 1) if elapsed > 0 else 0.0,
     }
+
+
+def _batches(pages: Iterator[ScanPage], unreadable: dict[str, str]) -> Iterator[pa.RecordBatch]:
+    """The batches of the pages, collecting the records the source could not read."""
+    for page in pages:
+        unreadable.update(page.failures)
+        yield page.batch

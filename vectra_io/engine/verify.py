@@ -192,10 +192,11 @@ def _valid(col: pa.Array) -> np.ndarray:
 def _sparse_equal(a: dict[str, Any] | None, b: dict[str, Any] | None, exact: bool) -> bool:
     if a is None or b is None:
         return a is b
-    if a["indices"] != b["indices"]:
+    if sorted(a["indices"]) != sorted(b["indices"]):
         return False
-    va = np.asarray(a["values"], dtype=np.float32)
-    vb = np.asarray(b["values"], dtype=np.float32)
+    # the same index -> value map, whatever order the store returns the indices in
+    va = np.asarray(a["values"], dtype=np.float32)[np.argsort(a["indices"], kind="stable")]
+    vb = np.asarray(b["values"], dtype=np.float32)[np.argsort(b["indices"], kind="stable")]
     if exact:
         return bool(np.array_equal(va.view(np.uint32), vb.view(np.uint32)))
     return bool(np.allclose(va, vb, rtol=1e-3, atol=1e-6))

@@ -170,7 +170,7 @@ class UpsertPool:
             else:
                 ok = n - len(refused)
                 if refused:
-                    for reason, ids in _group_by_reason(refused).items():
+                    for reason, ids in group_by_reason(refused).items():
                         self._fail(task, ids, reason, {})
                     if self.on_failed is not None:
                         mask = pc.is_in(task.batch.column(ID), pa.array(list(refused), pa.string()))
@@ -218,7 +218,7 @@ def _countdown(n: int, then: Callable[[], None] | None) -> Callable[[], None] | 
     return settle
 
 
-def _group_by_reason(refused: Mapping[str, str]) -> dict[str, list[str]]:
+def group_by_reason(refused: Mapping[str, str]) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for rid, reason in refused.items():
         out.setdefault(reason, []).append(rid)

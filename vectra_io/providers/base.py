@@ -103,10 +103,15 @@ class Capabilities:
 
 
 class ScanPage(NamedTuple):
-    """One page of a scan: the records and the cursor that resumes after them (None at the end)."""
+    """One page of a scan: the records and the cursor that resumes after them (None at the end).
+
+    ``failures`` names records the provider could not read on this page (id -> reason):
+    the engine reports them, so nothing is lost silently.
+    """
 
     batch: pa.RecordBatch
     cursor: Cursor
+    failures: Mapping[str, str] = {}
 
 
 @runtime_checkable

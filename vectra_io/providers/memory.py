@@ -249,7 +249,8 @@ class MemoryProvider(ProviderBase):
         metric = spec.metric if vector_name is None else spec.named_vectors[vector_name].metric
         q = np.asarray(vector, dtype=np.float32)
         hits: list[tuple[float, str, str | None]] = []
-        for page, _ in self.scan(index, namespace, batch_size=10_000):
+        for scanned in self.scan(index, namespace, batch_size=10_000):
+            page = scanned.batch
             col = page.column(column)
             m = dense_matrix(col)
             valid = col.is_valid().to_numpy(zero_copy_only=False)
