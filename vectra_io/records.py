@@ -230,6 +230,11 @@ def conform(batch: pa.RecordBatch, spec: IndexSpec) -> pa.RecordBatch:
     schema = record_schema(spec)
     if batch.schema.equals(schema):
         return batch
+    for name in set(batch.schema.names) - set(schema.names):
+        col = batch.column(name)
+        vector = name in (VALUES, SPARSE) or name.startswith(NAMED_PREFIX)
+        if vector and col.null_count < len(col):
+            raise ValueError(f"column {name!r} holds vectors the index does not declare")
     columns = []
     for f in schema:
         if f.name in batch.schema.names:

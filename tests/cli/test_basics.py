@@ -128,7 +128,7 @@ module = types.ModuleType("vectra_io.providers.leaky")
 module.LeakyProvider = LeakyProvider
 sys.modules[module.__name__] = module
 registry.PROVIDERS["leaky"] = registry.ProviderEntry(
-    "leaky", "leaky", "LeakyProvider", None, (), "LEAKY_API_KEY", "leaky://host"
+    "leaky", "LeakyProvider", None, (), "LEAKY_API_KEY", "leaky://host"
 )
 '''
 

@@ -82,7 +82,9 @@ def ensure_target_index(
         log.info("creating index %r on %s", spec.name, target.endpoint)
         target.create_index(spec)
         return target.describe_index(spec.name)
-    if existing.dimension != spec.dimension:
+    # a store may not know the dimension of an index it holds nothing of yet (Weaviate)
+    learns = existing.dimension is None and not existing.named_vectors
+    if existing.dimension != spec.dimension and not learns:
         raise IncompatibleIndexError(
             f"target index exists with dimension {existing.dimension}, "
             f"the records have dimension {spec.dimension}",
