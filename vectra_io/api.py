@@ -82,6 +82,9 @@ class Client:
         }
         spec = IndexSpec(name, dimension, metric, id_type, named, sparse)
         self.backend.create_index(spec)
+        finalize = getattr(self.backend, "finalize_index", None)
+        if finalize is not None:  # an empty index: build its ANN index now
+            finalize(name)
         return self.describe_index(name)
 
     def describe_index(self, index: str) -> dict[str, Any]:

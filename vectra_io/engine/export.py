@@ -244,6 +244,7 @@ class _Checkpoints:
             self.ns_entry["parts"].append(info.as_dict())
             self.ns_entry["rows"] += info.rows
             self.ns_entry["cursor"] = cursor
+            self.ns_entry["status"] = "in_progress" if cursor is not None else "done"
             changed = True
         if changed:
             mf.save(self.store, self.manifest)

@@ -111,6 +111,15 @@ def ensure_target_index(
     return existing
 
 
+def finalize_indexes(target: Provider, indexes: set[str]) -> None:
+    """Let the target finish indexes after a load (e.g. build ANN indexes), if it wants to."""
+    finalize = getattr(target, "finalize_index", None)
+    if finalize is None:
+        return
+    for index in sorted(indexes):
+        finalize(index)
+
+
 def _select(
     manifest: dict[str, Any],
     indexes: Sequence[str] | None,
@@ -400,6 +409,7 @@ def import_snapshot(
     finally:  # what settled is a fact, also when the run is interrupted
         if run_state is not None:
             run_state.save(force=True)
+    finalize_indexes(dst, {job.target_index for job in jobs})
     return _result(pool, invalid, namespaces_out, run_state, time.monotonic() - started)
 
 

@@ -13,7 +13,7 @@ from ..errors import RecordFailure
 from ..providers.base import Provider, ScanPage
 from ..records import conform, split_invalid
 from .export import prefetch, resumable_scan
-from .importer import ensure_target_index
+from .importer import ensure_target_index, finalize_indexes
 from .progress import Progress, ProgressCallback
 from .retry import RetryPolicy
 from .writer import UpsertPool, WriteTask, chunks, group_by_reason
@@ -83,6 +83,7 @@ def migrate(
                     pool.count(tgt_index, tgt_ns)["failed"] += len(ids)
                 per_ns.append((index, namespace, tgt_index, tgt_ns))
         pool.drain()
+    finalize_indexes(target, {ti for _, _, ti, _ in per_ns})
     failures = invalid + pool.failures
     elapsed = time.monotonic() - started
     return {

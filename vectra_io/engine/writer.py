@@ -26,6 +26,7 @@ from ..errors import (
     IndexNotFoundError,
     RecordFailure,
     RecordsRejectedError,
+    UnsupportedError,
 )
 from ..providers.base import Capabilities, Provider
 from ..records import ID
@@ -35,7 +36,7 @@ from .retry import RetryPolicy
 log = logging.getLogger("vectra_io.writer")
 #: receives records that failed for good, with one reason per record
 FailureSink = Callable[["WriteTask", pa.RecordBatch, list[str]], None]
-ABORTING = (AuthError, IndexNotFoundError, IncompatibleIndexError, ConfigError)
+ABORTING = (AuthError, IndexNotFoundError, IncompatibleIndexError, UnsupportedError, ConfigError)
 
 
 def row_nbytes(batch: pa.RecordBatch) -> np.ndarray:

@@ -171,6 +171,12 @@ class Provider(Protocol):
     def close(self) -> None: ...
 
 
+# Optional methods a provider may add (the engine looks them up with getattr):
+#   query(index, vector, top_k, namespace, filter=None) -> list[dict]   exact or ANN search
+#   finalize_index(index) -> None      after an import/migration: e.g. build ANN indexes
+#   check_records(batch) -> {id: reason}   plan: records the target would change or refuse
+
+
 class ProviderBase:
     """Defaults shared by the built-in providers."""
 
