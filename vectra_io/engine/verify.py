@@ -128,10 +128,14 @@ def _sample_check(
     if not parts:
         return mismatches, 0
     per_part = max(1, sample // len(parts))
+    try:  # a target that normalises (Qdrant cosine) keeps directions, not bits
+        target_normalizes = target.describe_index(tgt_index).normalized
+    except IndexNotFoundError:
+        target_normalizes = False
     for index, part in parts:
         if checked >= sample:
             break
-        normalized = bool(manifest["indexes"][index].get("normalized"))
+        normalized = bool(manifest["indexes"][index].get("normalized")) or target_normalizes
         exact = target.capabilities.exact_floats and not normalized
         with open_verified(store, part) as pf:
             want = next(pf.iter_batches(batch_size=min(per_part, sample - checked)))
