@@ -7,9 +7,11 @@ Exit codes (the README copies this table):
 1     failure: a provider or snapshot error (also: internal errors)
 2     usage or configuration error (bad option, bad URL, unknown provider,
       missing driver, missing index); click's own usage errors are 2 too
-3     finished, but some records failed (the result lists their ids)
+3     finished, but some records failed (the result lists their ids; ``import``
+      keeps them for ``--retry-failed``)
 4     verification mismatch (``verify``, ``migrate``, ``demo``)
-130   interrupted (Ctrl-C); an interrupted export resumes when run again
+130   interrupted (Ctrl-C); an interrupted export or import resumes when run
+      again
 ====  ===================================================================
 
 Errors are printed as one line ``error: ...`` on stderr; ``-v`` adds the
@@ -33,6 +35,7 @@ from vectra_io.errors import ConfigError, VectraError
 from vectra_io.providers.registry import PROVIDERS
 
 from .endpoints import CLIError
+from .options import storage_secrets
 from .output import UI, Secrets, setup_logging
 
 EXIT_OK = 0
@@ -45,9 +48,17 @@ EXIT_INTERRUPTED = 130
 EPILOG = """\b
 Endpoints are provider URLs, <provider>://<location> (<provider>+https:// for
 TLS), e.g. lancedb:///data/db, qdrant://localhost:6333; `vectra providers`
-lists them. A snapshot is a directory (or file://, s3:// URL).
+lists them. A snapshot is a directory (or file://, s3:// URL; options of its
+filesystem with --storage-option, or the standard AWS_* variables for S3).
 API keys come from the provider's environment variable (see `vectra
 providers`) or --api-key; they are never printed.
+
+\b
+Interrupted? Run the same command again: export continues from the
+checkpoint in the snapshot's manifest, import from its state file
+($VECTRA_STATE_DIR, else $XDG_STATE_HOME/vectra-io, else
+~/.local/state/vectra-io; --state PATH). Records that failed are kept beside
+the state file: `vectra import SNAPSHOT TARGET --retry-failed` replays them.
 
 \b
 Exit codes:
@@ -56,7 +67,7 @@ Exit codes:
   2    usage or configuration error
   3    finished, but some records failed (listed in the result)
   4    verification mismatch
-  130  interrupted (an export resumes when run again)
+  130  interrupted (export and import resume when run again)
 """
 
 
@@ -72,6 +83,7 @@ class State:
 
     def __post_init__(self) -> None:
         self.secrets.add_from_env(e.api_key_env for e in PROVIDERS.values())
+        self.secrets.add_from_env(SECRET_ENV)
 
     @property
     def ui(self) -> UI:
@@ -109,6 +121,8 @@ def _set_verbose(ctx: click.Context, _: click.Parameter, value: int) -> None:
 F = TypeVar("F", bound=Callable[..., Any])
 COMMON_PARAMS = ("json_output", "verbose", "quiet")
 SECRET_PARAMS = ("api_key", "source_api_key")
+#: credentials of the snapshot's filesystem that may sit in the environment
+SECRET_ENV = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 
 
 def common_options(f: F) -> F:
@@ -174,6 +188,8 @@ def command(name: str, **settings: Any) -> Callable[[F], Any]:
             state = _state()
             for key in SECRET_PARAMS:  # known before anything can fail
                 state.secrets.add(kwargs.get(key))
+            for value in storage_secrets(kwargs.get("storage_options") or {}):
+                state.secrets.add(value)
             ui = state.start()
             code = f(ui, *args, **kwargs)
             return int(code or 0)
@@ -218,7 +234,7 @@ def run(argv: list[str] | None = None) -> int:
         exc.show(file=state.ui.stderr)  # type: ignore[arg-type]
         return exc.exit_code
     except click.exceptions.Abort as exc:
-        message = "interrupted (an interrupted export resumes when run again)"
+        message = "interrupted (run the same command again to resume an export or import)"
         return _report(state, exc, message, EXIT_INTERRUPTED, "Interrupted")
     except CLIError as exc:
         return _report(state, exc, str(exc), exc.exit_code, exc.kind)

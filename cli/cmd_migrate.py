@@ -14,7 +14,14 @@ from vectra_io.providers.base import Provider
 from . import render
 from .app import EXIT_MISMATCH, EXIT_RECORD_ERRORS, command
 from .endpoints import open_endpoint, parse_selection, safe_url
-from .options import api_key_option, index_option, namespace_option, write_options
+from .options import (
+    api_key_option,
+    index_option,
+    namespace_option,
+    retry_options,
+    retry_policy,
+    write_options,
+)
 from .output import UI
 from .progress import ProgressDisplay
 
@@ -80,7 +87,8 @@ def verify_counts(
     show_default=True,
     help="Records per read from the source.",
 )
-@write_options(chunk_size=50, concurrency=4)
+@write_options(chunk_size=500, concurrency=8)
+@retry_options
 @api_key_option("target")
 @api_key_option("source", name="--source-api-key")
 def migrate_cmd(
@@ -94,6 +102,8 @@ def migrate_cmd(
     concurrency: int,
     create_index: bool,
     metric: str | None,
+    max_retries: int,
+    retry_max_time: float,
     api_key: str | None,
     source_api_key: str | None,
 ) -> int:
@@ -120,6 +130,7 @@ def migrate_cmd(
                     create_index=create_index,
                     metric=metric,
                     on_progress=progress,
+                    retry=retry_policy(max_retries, retry_max_time),
                 )
             ui.note("verifying record counts ...")
             check = verify_counts(source, target, result["namespaces"])

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import logging
+import shlex
+from pathlib import Path
 from typing import Any
 
 import click
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from vectra_io import export_snapshot, import_snapshot, verify_snapshot
-from vectra_io.errors import IndexNotFoundError, VectraError
+from vectra_io.errors import IndexNotFoundError
 from vectra_io.inspect import inspect_snapshot, validate_snapshot
 from vectra_io.snapshot import manifest as mf
 from vectra_io.snapshot.layout import MANIFEST
@@ -17,8 +21,22 @@ from vectra_io.snapshot.storage import SnapshotStore
 
 from . import render
 from .app import EXIT_FAILURE, EXIT_MISMATCH, EXIT_RECORD_ERRORS, command
-from .endpoints import check_not_url, namespace_map, open_endpoint, parse_selection, safe_url
-from .options import api_key_option, index_option, namespace_option, write_options
+from .endpoints import (
+    check_not_url,
+    namespace_map,
+    open_endpoint,
+    parse_selection,
+    safe_url,
+)
+from .options import (
+    api_key_option,
+    index_option,
+    namespace_option,
+    retry_options,
+    retry_policy,
+    storage_option,
+    write_options,
+)
 from .output import UI
 from .progress import ProgressDisplay
 
@@ -53,13 +71,21 @@ log = logging.getLogger("vectra_io.cli")
     show_default=True,
     help="Parquet compression.",
 )
-@click.option("--force", is_flag=True, help="Overwrite a complete snapshot at SNAPSHOT.")
 @click.option(
-    "--resume/--no-resume",
+    "--resume/--restart",
     default=True,
     show_default=True,
-    help="Continue an interrupted export of the same source, or start it over.",
+    help="--resume: an incomplete snapshot of the same source at SNAPSHOT (an interrupted "
+    "export) continues from its last checkpoint; --restart: discard it and start over.",
 )
+@click.option("--no-resume", "no_resume", is_flag=True, hidden=True)  # old name of --restart
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Overwrite a complete snapshot at SNAPSHOT (never done without it).",
+)
+@retry_options
+@storage_option
 @api_key_option("source")
 def export_cmd(
     ui: UI,
@@ -70,18 +96,27 @@ def export_cmd(
     batch_size: int,
     part_rows: int,
     compression: str,
-    force: bool,
     resume: bool,
+    no_resume: bool,
+    force: bool,
+    max_retries: int,
+    retry_max_time: float,
+    storage_options: dict[str, Any],
     api_key: str | None,
 ) -> int:
     """Export SOURCE_URL (a provider URL) to the snapshot SNAPSHOT (a directory, file:// or
-    s3:// URL). An interrupted export resumes where it stopped when run again."""
+    s3:// URL).
+
+    The manifest keeps a checkpoint (the source's scan cursor) after every part written, so
+    an interrupted export (Ctrl-C, crash, kill) continues where it stopped when the same
+    command is run again: no record is skipped or written twice."""
     check_not_url(snapshot, "snapshot")
+    resume = resume and not no_resume
     indexes = parse_selection(index, "--index", allow_rename=False)
     namespaces = parse_selection(namespace, "--namespace", allow_rename=False, namespace=True)
     source = open_endpoint(source_url, "source", api_key, ui.secrets)
-    if resume and not force:
-        _note_resume(ui, snapshot)
+    if resume:
+        _note_resume(ui, snapshot, storage_options)
     try:
         with ProgressDisplay(ui) as progress:
             result = export_snapshot(
@@ -95,6 +130,8 @@ def export_cmd(
                 compression=compression,
                 resume=resume,
                 force=force,
+                retry=retry_policy(max_retries, retry_max_time),
+                storage_options=storage_options,
             )
     finally:
         source.close()
@@ -103,21 +140,29 @@ def export_cmd(
     return EXIT_RECORD_ERRORS if result.get("errors") else 0
 
 
-def _note_resume(ui: UI, snapshot: str) -> None:
+def _note_resume(ui: UI, snapshot: str, storage_options: dict[str, Any]) -> None:
     """Say so when an export is about to continue an interrupted one."""
     try:
-        store = SnapshotStore(snapshot)
+        store = SnapshotStore(snapshot, **storage_options)
         if not store.exists(MANIFEST):
             return
         manifest = mf.load(store, require_complete=False)
-    except VectraError:
+    except Exception:
         return  # export_snapshot reports it
     if not manifest.get("complete"):
         done = sum(ns.get("rows", 0) for _, _, ns in mf.iter_namespaces(manifest))
         ui.note(
             f"resuming the interrupted export at {snapshot} ({done:,} records already written; "
-            "--no-resume starts over)"
+            "--restart starts over)"
         )
+
+
+STATE_HELP = (
+    "Where the import's progress is kept: a file, or a directory (existing, or given with a "
+    "trailing /) holding one state file per snapshot, target and mapping. Default: "
+    "$VECTRA_STATE_DIR, else $XDG_STATE_HOME/vectra-io, else ~/.local/state/vectra-io. "
+    "Failed records are kept beside it, in <state file without .json>.failed/."
+)
 
 
 @command("import", short_help="Import a snapshot into a provider.")
@@ -126,6 +171,21 @@ def _note_resume(ui: UI, snapshot: str) -> None:
 @index_option(rename=True)
 @namespace_option(rename=True)
 @write_options(chunk_size=500, concurrency=8)
+@click.option("--state", "state_path", metavar="PATH", default=None, help=STATE_HELP)
+@click.option(
+    "--restart",
+    is_flag=True,
+    help="Ignore the progress of earlier runs (and forget their failed records): import "
+    "every record again.",
+)
+@click.option(
+    "--retry-failed",
+    is_flag=True,
+    help="Replay only the records that failed in earlier runs (kept beside the state file); "
+    "give the same --index/--namespace/--state as the run that failed.",
+)
+@retry_options
+@storage_option
 @api_key_option("target")
 def import_cmd(
     ui: UI,
@@ -137,11 +197,27 @@ def import_cmd(
     concurrency: int,
     create_index: bool,
     metric: str | None,
+    state_path: str | None,
+    restart: bool,
+    retry_failed: bool,
+    max_retries: int,
+    retry_max_time: float,
+    storage_options: dict[str, Any],
     api_key: str | None,
 ) -> int:
     """Import the snapshot SNAPSHOT into TARGET_URL (a provider URL). Every part is checked
-    (size, sha256, schema) before any of its records is written."""
+    (size, sha256, schema) before any of its records is written.
+
+    Progress is kept in a state file (see --state), recorded per chunk only once the target
+    acknowledged it: an interrupted import continues when the same command is run again (a
+    chunk may be written twice, never skipped; upserts replace by id). Records the target
+    refused are kept beside the state file and the exit code is 3; --retry-failed replays
+    them."""
     check_not_url(snapshot, "snapshot")
+    if restart and retry_failed:
+        raise click.UsageError(
+            "--restart forgets the failed records that --retry-failed would replay; give one"
+        )
     indexes = parse_selection(index, "--index", allow_rename=True)
     namespaces = parse_selection(namespace, "--namespace", allow_rename=True, namespace=True)
     target = open_endpoint(target_url, "target", api_key, ui.secrets)
@@ -159,12 +235,75 @@ def import_cmd(
                 indexes=indexes.names,
                 namespaces=namespaces.names,
                 metric=metric,
+                retry=retry_policy(max_retries, retry_max_time),
+                storage_options=storage_options,
+                state=state_path,
+                restart=restart,
+                retry_failed=retry_failed,
             )
     finally:
         target.close()
-    result = {"snapshot": snapshot, "target": safe_url(target_url), **result}
+    pending = pending_failed(result.get("failed_records"))
+    retry_argv = None
+    if pending:
+        retry_argv = ["vectra", "import", snapshot, safe_url(target_url)]
+        retry_argv += [a for v in index for a in ("--index", v)]
+        retry_argv += [a for v in namespace for a in ("--namespace", v)]
+        if state_path is not None:
+            retry_argv += ["--state", state_path]
+        retry_argv += _storage_argv(storage_options)
+        retry_argv.append("--retry-failed")
+    result = {
+        "snapshot": snapshot,
+        "target": safe_url(target_url),
+        "mode": "retry-failed" if retry_failed else "restart" if restart else "import",
+        **result,
+        "state_dir": str(Path(result["state_file"]).parent) if result.get("state_file") else None,
+        "pending_failed": pending,
+        "retry_command": shlex.join(retry_argv) if retry_argv else None,
+    }
     ui.result(result, lambda out: render.import_result(out, safe_url(target_url), result))
-    return EXIT_RECORD_ERRORS if result.get("failed_count") else 0
+    failed = result.get("failed_count") or result.get("pending_failed_count")
+    return EXIT_RECORD_ERRORS if failed else 0
+
+
+def pending_failed(folder: str | None) -> list[dict[str, Any]]:
+    """Records waiting in the failed-records files of ``folder``, per target namespace."""
+    if not folder:
+        return []
+    from vectra_io.engine.state import TARGET_INDEX_KEY, TARGET_NAMESPACE_KEY
+
+    counts: dict[tuple[str, str], int] = {}
+    for path in sorted(Path(folder).rglob("*.parquet*")):
+        if path.name.startswith(".tmp-") or not path.is_file():
+            continue
+        try:
+            meta = pq.ParquetFile(path).metadata
+        except (OSError, pa.ArrowException) as exc:
+            log.warning("unreadable failed-records file %s: %s", path, exc)
+            continue
+        kv = meta.metadata or {}
+        key = (
+            kv.get(TARGET_INDEX_KEY, b"?").decode(),
+            kv.get(TARGET_NAMESPACE_KEY, b"").decode(),
+        )
+        counts[key] = counts.get(key, 0) + meta.num_rows
+    return [
+        {"target_index": i, "target_namespace": n, "records": c}
+        for (i, n), c in sorted(counts.items())
+    ]
+
+
+def _storage_argv(options: dict[str, Any], prefix: str = "") -> list[str]:
+    """``--storage-option`` arguments giving ``options`` again (secrets are redacted on output)."""
+    argv: list[str] = []
+    for key, value in options.items():
+        if isinstance(value, dict):
+            argv += _storage_argv(value, f"{prefix}{key}.")
+        else:
+            text = str(value).lower() if isinstance(value, bool) else str(value)
+            argv += ["--storage-option", f"{prefix}{key}={text}"]
+    return argv
 
 
 @command("verify", short_help="Compare a snapshot with a target (and its source).")
@@ -188,6 +327,7 @@ def import_cmd(
     help="Also fetch up to N records per namespace from the target and compare them "
     "(ids, vectors, metadata) with the snapshot.",
 )
+@storage_option
 @api_key_option("target")
 @api_key_option("source", name="--source-api-key")
 def verify_cmd(
@@ -198,6 +338,7 @@ def verify_cmd(
     index: tuple[str, ...],
     namespace: tuple[str, ...],
     sample: int,
+    storage_options: dict[str, Any],
     api_key: str | None,
     source_api_key: str | None,
 ) -> int:
@@ -218,6 +359,7 @@ def verify_cmd(
             "source": source,
             "indexes": indexes.names,
             "namespaces": namespaces.names,
+            "storage_options": storage_options,
         }
         try:
             result = verify_snapshot(snapshot, target, sample=sample, **kwargs)
@@ -240,22 +382,24 @@ def verify_cmd(
 
 @command("inspect", short_help="Show what a snapshot holds.")
 @click.argument("snapshot")
-def inspect_cmd(ui: UI, snapshot: str) -> int:
+@storage_option
+def inspect_cmd(ui: UI, snapshot: str, storage_options: dict[str, Any]) -> int:
     """Show the indexes, namespaces, records, dimension, metric, id type, parts, bytes and
     dates of SNAPSHOT, and whether its export completed. Reads only the manifest."""
     check_not_url(snapshot, "snapshot")
-    info = inspect_snapshot(snapshot)
+    info = inspect_snapshot(snapshot, storage_options=storage_options)
     ui.result(info, lambda out: render.inspect_result(out, info))
     return 0
 
 
 @command("validate", short_help="Check a snapshot's files against its manifest, offline.")
 @click.argument("snapshot")
-def validate_cmd(ui: UI, snapshot: str) -> int:
+@storage_option
+def validate_cmd(ui: UI, snapshot: str, storage_options: dict[str, Any]) -> int:
     """Check every part of SNAPSHOT against the manifest, without any provider: present,
     safe path, byte size, sha256, row count and schema. Exits with 1 naming each bad part."""
     check_not_url(snapshot, "snapshot")
     ui.note(f"validating {snapshot} ...")
-    result = validate_snapshot(snapshot)
+    result = validate_snapshot(snapshot, storage_options=storage_options)
     ui.result(result, lambda out: render.validate_result(out, result))
     return 0 if result["valid"] else EXIT_FAILURE

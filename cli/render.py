@@ -23,6 +23,7 @@ def _table(*columns: str, title: str | None = None) -> Table:
             "bytes",
             "rejected",
             "imported",
+            "skipped",
             "failed",
             "written",
             "snapshot",
@@ -93,8 +94,16 @@ def export_result(console: Console, snapshot: str, result: dict[str, Any]) -> No
 
 
 def import_result(console: Console, target: str, result: dict[str, Any]) -> None:
+    retrying = result.get("mode") == "retry-failed"
     table = _table(
-        "index", "namespace", "target index", "target namespace", "snapshot", "imported", "failed"
+        "index",
+        "namespace",
+        "target index",
+        "target namespace",
+        "snapshot",
+        "imported",
+        "skipped",
+        "failed",
     )
     for ns in result.get("namespaces", []):
         _row(
@@ -105,16 +114,49 @@ def import_result(console: Console, target: str, result: dict[str, Any]) -> None
             ns_label(ns["target_namespace"]),
             count(ns.get("snapshot_rows")),
             count(ns.get("imported")),
+            count(ns.get("skipped")),
             count(ns.get("failed")),
         )
     console.print(table)
+    what = "Retried failed records: imported" if retrying else "Imported"
+    skipped = int(result.get("skipped_count") or 0)
     console.print(
-        f"Imported {count(result.get('imported_count'))} records into {target} "
-        f"in {result.get('elapsed', 0):.1f}s ({result.get('rate', 0):,.0f} records/s).",
+        f"{what} {count(result.get('imported_count'))} records into {target} "
+        f"in {result.get('elapsed', 0):.1f}s ({result.get('rate', 0):,.0f} records/s)"
+        + (f"; {count(skipped)} skipped, imported by an earlier run." if skipped else "."),
         markup=False,
         highlight=False,
     )
     record_errors(console, result.get("errors", []))
+    failed_records(console, result)
+    if result.get("state_file"):
+        console.print(
+            f"State: {result['state_file']} (run the same command again to resume; "
+            "--restart starts over).",
+            markup=False,
+            highlight=False,
+        )
+
+
+def failed_records(console: Console, result: dict[str, Any]) -> None:
+    """Where the records that failed for good wait, per namespace, and how to retry them."""
+    pending = result.get("pending_failed") or []
+    if not pending:
+        if result.get("mode") == "retry-failed":
+            console.print("No failed records are left to retry.", markup=False, highlight=False)
+        return
+    total = sum(int(p["records"]) for p in pending)
+    console.print(f"{plural(total, 'failed record')} kept for retry:", style="red", markup=False)
+    for p in pending:
+        console.print(
+            f"  {p['target_index']}/{ns_label(p['target_namespace'])}: "
+            f"{plural(int(p['records']), 'record')}",
+            markup=False,
+            highlight=False,
+        )
+    console.print(f"  files: {result.get('failed_records')}", markup=False, highlight=False)
+    if result.get("retry_command"):
+        console.print(f"  retry: {result['retry_command']}", markup=False, highlight=False)
 
 
 def migrate_result(console: Console, result: dict[str, Any]) -> None:

@@ -41,8 +41,17 @@ def run_vectra(
     cwd: Path | None = None,
     timeout: float = 180,
 ) -> Result:
-    """Run ``vectra ARGS``; stdout and stderr are pipes (not terminals)."""
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("VECTRA_")}
+    """Run ``vectra ARGS``; stdout and stderr are pipes (not terminals).
+
+    The ``VECTRA_*`` variables of this process are not passed on, except
+    ``VECTRA_STATE_DIR`` (a temporary directory per test, see tests/conftest.py): import
+    state never goes to the real ``~/.local/state``.
+    """
+    full_env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("VECTRA_") or k in ("VECTRA_STATE_DIR", "VECTRA_SKIP_SERVERS")
+    }
     full_env.update({"NO_COLOR": "1", "PYTHONUNBUFFERED": "1"})
     full_env.update(env or {})
     argv = tuple(str(a) for a in args)

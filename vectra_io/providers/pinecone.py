@@ -95,12 +95,10 @@ index to become ready.
 
 from __future__ import annotations
 
-import email.utils
 import functools
 import hashlib
 import json
 import logging
-import math
 import re
 import threading
 import time
@@ -108,7 +106,6 @@ import urllib.parse
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -141,6 +138,10 @@ from ..records import (
     record_schema,
     sparse_array,
 )
+from ._http import JsonApi, Wording
+from ._http import _orjson as _orjson
+from ._http import dumps as _dumps
+from ._http import loads as _loads
 from .base import (
     DEFAULT_NAMESPACE,
     UNKNOWN_METRIC,
@@ -150,11 +151,6 @@ from .base import (
     ProviderBase,
     ScanPage,
 )
-
-try:  # fast JSON with float32 arrays as their shortest float32 text
-    import orjson as _orjson
-except ImportError:  # pragma: no cover - orjson is optional
-    _orjson = None  # type: ignore[assignment]
 
 log = logging.getLogger("vectra_io.providers.pinecone")
 
@@ -234,30 +230,13 @@ _OPTION_TYPES: dict[str, Callable[[Any], Any]] = {
 }
 
 
-# -- JSON ---------------------------------------------------------------------------------
-def _dumps(obj: Any) -> bytes:
-    """JSON bytes; numpy float32 arrays as their shortest float32 text (exact round-trip)."""
-    if _orjson is not None:
-        return _orjson.dumps(obj, option=_orjson.OPT_SERIALIZE_NUMPY)
-    return json.dumps(  # pragma: no cover - without orjson
-        obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_to_list
-    ).encode()
-
-
-def _to_list(obj: Any) -> Any:  # pragma: no cover - without orjson
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    raise TypeError(f"cannot serialise {type(obj).__name__}")
-
-
-def _loads(data: bytes) -> Any:
-    return _orjson.loads(data) if _orjson is not None else json.loads(data)
-
-
-@functools.cache
-def _ssl_context() -> Any:
-    """One TLS context for every provider instance (building one costs ~0.3 s)."""
-    return httpx.create_ssl_context()
+_WORDING = Wording(
+    timeout="Pinecone {what} timed out ({kind})",
+    transport="Pinecone {what}: {kind}: {error}",
+    other="Pinecone {what}: {kind}: {error}",
+)
+#: transport failures worth retrying (others, e.g. an unsupported scheme, are fatal)
+_RETRYABLE_TRANSPORT = (httpx.NetworkError, httpx.RemoteProtocolError, httpx.ProxyError)
 
 
 # -- location and options -------------------------------------------------------------------
@@ -364,23 +343,6 @@ def _stored_size(meta: Mapping[str, Any]) -> int:
         for k, v in meta.items()
     }
     return len(_dumps(as_stored))
-
-
-def _retry_after(resp: httpx.Response) -> float | None:
-    raw = resp.headers.get("Retry-After")
-    if not raw:
-        return None
-    try:
-        value = float(raw)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(raw)
-        except (TypeError, ValueError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        return max(0.0, (when - datetime.now(UTC)).total_seconds())
-    return max(0.0, value) if math.isfinite(value) else None
 
 
 def _server_message(resp: httpx.Response) -> str:
@@ -504,13 +466,19 @@ class PineconeProvider(ProviderBase):
         }
         if self._api_key:
             headers["Api-Key"] = self._api_key
-        self._client = httpx.Client(
+        self._api = JsonApi(
+            self.name,
+            self.endpoint,
+            wording=_WORDING,
+            secrets=[self._api_key],
             headers=headers,
-            timeout=httpx.Timeout(timeout, connect=min(10.0, timeout)),
-            limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
-            follow_redirects=False,
-            verify=_ssl_context(),
+            timeout=timeout,
+            connect_timeout=min(10.0, timeout),
+            max_connections=64,
+            max_keepalive=32,
+            retryable_transport=_RETRYABLE_TRANSPORT,
         )
+        self._client = self._api.client
         self._lock = threading.RLock()
         self._infos: dict[str, _IndexInfo] = {}
         self._executor: ThreadPoolExecutor | None = None
@@ -537,16 +505,11 @@ class PineconeProvider(ProviderBase):
         for executor in executors:
             if executor is not None:
                 executor.shutdown(wait=True, cancel_futures=True)
-        self._client.close()
+        self._api.close()
 
     # -- HTTP -------------------------------------------------------------------------------
     def _where(self, index: str | None, status: int | None = None) -> dict[str, Any]:
-        return {"provider": self.name, "endpoint": self.endpoint, "index": index, "status": status}
-
-    def _clean(self, text: str) -> str:
-        if self._api_key and self._api_key in text:
-            text = text.replace(self._api_key, "***")
-        return text
+        return self._api.where(index, status)
 
     def _request(
         self,
@@ -564,32 +527,20 @@ class PineconeProvider(ProviderBase):
             raise AuthError(
                 "no Pinecone API key: pass api_key= or set PINECONE_API_KEY", **self._where(index)
             )
-        headers = None
-        if body is not None:
-            content = _dumps(body)
-        if content is not None:
-            headers = {"Content-Type": "application/json"}
-        try:
-            resp = self._client.request(
-                method, url, params=params, content=content, headers=headers
-            )
-        except httpx.TimeoutException as exc:
-            raise RetryableError(
-                self._clean(f"Pinecone {what} timed out ({type(exc).__name__})"),
-                **self._where(index),
-            ) from None
-        except (httpx.NetworkError, httpx.RemoteProtocolError, httpx.ProxyError) as exc:
-            if data_plane and index is not None:
-                self._forget(index)  # the host may have moved: describe again next time
-            raise RetryableError(
-                self._clean(f"Pinecone {what}: {type(exc).__name__}: {exc}"),
-                **self._where(index),
-            ) from None
-        except httpx.HTTPError as exc:
-            raise FatalError(
-                self._clean(f"Pinecone {what}: {type(exc).__name__}: {exc}"),
-                **self._where(index),
-            ) from None
+        # a data-plane host may have moved: describe the index again next time
+        forget = None
+        if data_plane and index is not None:
+            forget = functools.partial(self._forget, index)
+        resp = self._api.request(
+            method,
+            url,
+            what=what,
+            index=index,
+            json_body=body,
+            content=content,
+            params=params,
+            on_disconnect=forget,
+        )
         if resp.status_code >= 400:
             if resp.status_code == 404 and index is not None:
                 self._forget(index)
@@ -605,17 +556,19 @@ class PineconeProvider(ProviderBase):
 
     def _error(self, resp: httpx.Response, what: str, index: str | None) -> ProviderError:
         status = resp.status_code
-        message = self._clean(_server_message(resp))
+        message = self._api.scrub(_server_message(resp))
         text = f"Pinecone {what} failed: HTTP {status}: {message}"
         where = self._where(index, status)
-        if status == 429 or (status >= 500 and status != 501):
-            return RetryableError(text, retry_after=_retry_after(resp), **where)
-        if status == 401:
-            return AuthError(f"Pinecone refused the API key: {message}", **where)
-        if status == 403:
-            if "deletion protection" in message.lower():
-                return FatalError(text, **where)
-            return AuthError(f"Pinecone denied access: {message}", **where)
+        if status == 403 and "deletion protection" in message.lower():
+            return FatalError(text, **where)
+        auth = (
+            f"Pinecone refused the API key: {message}"
+            if status == 401
+            else f"Pinecone denied access: {message}"
+        )
+        common = self._api.common_status_error(resp, text, auth, index)
+        if common is not None:
+            return common
         if status == 404:
             return IndexNotFoundError(f"Pinecone: {message}", **where)
         if status == 501:
@@ -1301,6 +1254,7 @@ class PineconeProvider(ProviderBase):
             no_sparse = np.asarray(
                 batch.column(SPARSE).is_valid().to_numpy(zero_copy_only=False), dtype=bool
             )
+            batch = batch.select([n for n in batch.schema.names if n != SPARSE])
         try:
             batch = conform(batch, spec)
         except ValueError as exc:

@@ -106,14 +106,11 @@ Search
 
 from __future__ import annotations
 
-import email.utils
 import hashlib
 import json
 import logging
-import math
 import re
 import threading
-import time
 import urllib.parse
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
@@ -134,7 +131,6 @@ from ..errors import (
     IndexNotFoundError,
     ProviderError,
     RecordsRejectedError,
-    RetryableError,
     UnsupportedError,
 )
 from ..ids import ORIGINAL_ID_KEY, VECTRA_ID_NAMESPACE, canonical_uuid, is_uint64
@@ -152,6 +148,9 @@ from ..records import (
     record_schema,
     sparse_array,
 )
+from ._http import JsonApi, Wording, dumps, loads, netloc
+from ._http import _orjson as _orjson
+from ._http import parse_retry_after as parse_retry_after  # re-exported (public)
 from .base import (
     DEFAULT_NAMESPACE,
     ID_TYPES,
@@ -163,11 +162,6 @@ from .base import (
     ScanPage,
     VectorSpec,
 )
-
-try:  # orjson: float32 arrays serialised natively (shortest round-trip form), much faster
-    import orjson as _orjson
-except ImportError:  # pragma: no cover - orjson is a dependency in practice
-    _orjson = None  # type: ignore[assignment]
 
 log = logging.getLogger("vectra_io.providers.qdrant")
 
@@ -239,29 +233,14 @@ QDRANT_CAPABILITIES = Capabilities(
     wire_factor=WIRE_FACTOR,
 )
 
+_WORDING = Wording(
+    timeout="Qdrant did not answer in time ({what}: {kind})",
+    transport="cannot reach Qdrant ({what}): {detail}",
+    other="request to Qdrant failed ({what}): {detail}",
+)
+
 
 # -- JSON ------------------------------------------------------------------------------
-def _np_default(obj: Any) -> Any:
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, np.generic):
-        return obj.item()
-    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
-
-
-def dumps(obj: Any) -> bytes:
-    """JSON bytes; numpy float32 arrays in their shortest exact form with orjson."""
-    if _orjson is not None:
-        return _orjson.dumps(obj, option=_orjson.OPT_SERIALIZE_NUMPY)
-    return json.dumps(
-        obj, default=_np_default, allow_nan=False, ensure_ascii=False, separators=(",", ":")
-    ).encode("utf-8")
-
-
-def loads(data: bytes | str) -> Any:
-    return _orjson.loads(data) if _orjson is not None else json.loads(data)
-
-
 def _dumps_meta(meta: dict[str, Any]) -> str:
     if _orjson is not None:
         try:
@@ -567,21 +546,22 @@ class QdrantProvider(ProviderBase):
             verify = str(verify_opt)
 
         scheme = "https" if tls else "http"
-        netloc = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        self.endpoint = f"qdrant{'+https' if tls else ''}://{netloc}{prefix}"
-        self._secret = api_key or ""
+        hostport = netloc(host, port)
+        self.endpoint = f"qdrant{'+https' if tls else ''}://{hostport}{prefix}"
         headers = {"accept": "application/json", "user-agent": "vectra-io"}
         if api_key:
             headers["api-key"] = api_key
-        self._client = httpx.Client(
-            base_url=f"{scheme}://{netloc}{prefix}",
+        self._api = JsonApi(
+            self.name,
+            self.endpoint,
+            wording=_WORDING,
+            secrets=[api_key],
+            base_url=f"{scheme}://{hostport}{prefix}",
             headers=headers,
-            timeout=httpx.Timeout(timeout, connect=connect_timeout),
-            limits=httpx.Limits(
-                max_connections=max_connections,
-                max_keepalive_connections=max_connections,
-                keepalive_expiry=30.0,
-            ),
+            timeout=timeout,
+            connect_timeout=connect_timeout,
+            max_connections=max_connections,
+            keepalive_expiry=30.0,
             verify=verify,
             transport=transport,
         )
@@ -599,14 +579,11 @@ class QdrantProvider(ProviderBase):
         return f"QdrantProvider({self.endpoint!r}, namespaces={self.namespace_mode!r})"
 
     def close(self) -> None:
-        self._client.close()
+        self._api.close()
 
     # -- HTTP ------------------------------------------------------------------------------
     def _where(self, index: str | None) -> dict[str, Any]:
         return {"provider": self.name, "endpoint": self.endpoint, "index": index}
-
-    def _scrub(self, text: str) -> str:
-        return text.replace(self._secret, "***") if self._secret else text
 
     def _call(
         self,
@@ -621,29 +598,10 @@ class QdrantProvider(ProviderBase):
         rejected: bool = False,
     ) -> Any:
         """One request; returns the ``result`` of Qdrant's answer or raises a vectra error."""
-        if body is not None:
-            content = dumps(body)
-        headers = {"content-type": "application/json"} if content is not None else None
         what = f"{method} {path.split('?')[0]}"
-        try:
-            response = self._client.request(
-                method, path, content=content, params=params, headers=headers
-            )
-        except httpx.TimeoutException as exc:
-            raise RetryableError(
-                f"Qdrant did not answer in time ({what}: {type(exc).__name__})",
-                **self._where(index),
-            ) from None
-        except httpx.TransportError as exc:
-            detail = self._scrub(str(exc)) or type(exc).__name__
-            raise RetryableError(
-                f"cannot reach Qdrant ({what}): {detail}", **self._where(index)
-            ) from None
-        except httpx.HTTPError as exc:
-            detail = self._scrub(str(exc)) or type(exc).__name__
-            raise FatalError(
-                f"request to Qdrant failed ({what}): {detail}", **self._where(index)
-            ) from None
+        response = self._api.request(
+            method, path, what=what, index=index, json_body=body, content=content, params=params
+        )
         status = response.status_code
         if 200 <= status < 300:
             if not response.content:
@@ -666,19 +624,16 @@ class QdrantProvider(ProviderBase):
         rejected: bool,
     ) -> ProviderError:
         status = response.status_code
-        text = self._scrub(_error_text(response))
+        text = self._api.scrub(_error_text(response))
         message = f"Qdrant answered HTTP {status} to {what}: {text}"
-        where = {**self._where(index), "status": status}
-        if status in (401, 403):
-            return AuthError(
-                f"Qdrant refused the credentials (HTTP {status}); check the API key "
-                f"(api_key= or $QDRANT_API_KEY): {text}",
-                **where,
-            )
-        if status == 429 or (status >= 500 and status != 501):
-            return RetryableError(
-                message, retry_after=parse_retry_after(response.headers.get("retry-after")), **where
-            )
+        where = self._api.where(index, status)
+        auth = (
+            f"Qdrant refused the credentials (HTTP {status}); check the API key "
+            f"(api_key= or $QDRANT_API_KEY): {text}"
+        )
+        common = self._api.common_status_error(response, message, auth, index)
+        if common is not None:
+            return common
         if status == 501:
             return UnsupportedError(message, **where)
         if status == 404 and not_found is not None:
@@ -1533,26 +1488,6 @@ def _error_text(response: httpx.Response) -> str:
             return status
     text = response.text.strip() if response.content else ""
     return text[:500] or response.reason_phrase or "no details"
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds from a ``Retry-After`` header (delta-seconds, fractional, or an HTTP date)."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        if when is None:
-            return None
-        seconds = when.timestamp() - time.time()
-    if math.isnan(seconds):
-        return None
-    return max(0.0, seconds)
 
 
 def _load_payload(text: str | None) -> dict[str, Any]:

@@ -101,18 +101,15 @@ never retries or sleeps.
 from __future__ import annotations
 
 import datetime as dt
-import email.utils
 import itertools
 import json
 import logging
 import re
-import ssl
 import threading
 import urllib.parse
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from functools import cache
 from typing import Any, ClassVar, NoReturn
 
 import httpx
@@ -122,13 +119,11 @@ import pyarrow as pa
 
 from .. import metrics
 from ..errors import (
-    AuthError,
     ConfigError,
     FatalError,
     IncompatibleIndexError,
     IndexNotFoundError,
     RecordsRejectedError,
-    RetryableError,
     UnsupportedError,
 )
 from ..ids import ORIGINAL_ID_KEY, canonical_uuid, to_uuid_or_uint
@@ -144,6 +139,7 @@ from ..records import (
     named_column,
     record_schema,
 )
+from ._http import JsonApi, Wording, netloc
 from .base import (
     DEFAULT_NAMESPACE,
     ID_TYPES,
@@ -171,7 +167,7 @@ ACTIVE_STATUSES = frozenset({"ACTIVE", "HOT"})
 #: Weaviate's QUERY_MAXIMUM_RESULTS default: limit (+ offset) of one objects listing
 MAX_LIST_LIMIT = 10_000
 FETCH_CONCURRENCY = 8
-RETRYABLE_STATUSES = frozenset({500, 502, 503, 504})
+RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 CONSISTENCY_LEVELS = ("ONE", "QUORUM", "ALL")
 
 CLASS_RE = re.compile(r"^[A-Z][_0-9A-Za-z]*$")
@@ -188,6 +184,10 @@ _MISSING_CLASS = re.compile(
     re.IGNORECASE,
 )
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+_WORDING = Wording(
+    timeout="Weaviate {what} timed out ({kind})",
+    transport="Weaviate {what} failed: {kind}: {error}",
+)
 
 WEAVIATE_CAPABILITIES = Capabilities(
     max_batch_rows=1000,
@@ -463,16 +463,17 @@ class WeaviateProvider(ProviderBase):
         headers = {"Accept": "application/json"}
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
-        self._secret = api_key or None
-        self._http = httpx.Client(
+        self._api = JsonApi(
+            self.name,
+            self.endpoint,
+            wording=_WORDING,
+            secrets=[api_key],
             base_url=base_url,
             headers=headers,
-            timeout=httpx.Timeout(timeout, connect=min(10.0, timeout)),
-            limits=httpx.Limits(
-                max_connections=max_connections, max_keepalive_connections=max_connections
-            ),
-            follow_redirects=False,
-            verify=_ssl_context(),
+            timeout=timeout,
+            connect_timeout=min(10.0, timeout),
+            max_connections=max_connections,
+            retryable_status=RETRYABLE_STATUSES,
         )
         self.capabilities = WEAVIATE_CAPABILITIES
         #: index -> tenants that list_namespaces skipped: {tenant, namespace, status, reason}
@@ -511,7 +512,7 @@ class WeaviateProvider(ProviderBase):
         return {"provider": self.name, "endpoint": self.endpoint, "index": index}
 
     def _scrub(self, text: str) -> str:
-        return text.replace(self._secret, "***") if self._secret else text
+        return self._api.scrub(text)
 
     def _request(
         self,
@@ -524,23 +525,10 @@ class WeaviateProvider(ProviderBase):
         expect: Sequence[int] = (200,),
         batch: bool = False,
     ) -> httpx.Response:
-        content = None
-        headers = None
-        if body is not None:
-            content = orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
-            headers = {"Content-Type": "application/json"}
         what = f"{method} {path}"
-        try:
-            resp = self._http.request(method, path, params=params, content=content, headers=headers)
-        except httpx.TimeoutException as exc:
-            raise RetryableError(
-                f"Weaviate {what} timed out ({type(exc).__name__})", **self._where(index)
-            ) from exc
-        except httpx.TransportError as exc:
-            raise RetryableError(
-                f"Weaviate {what} failed: {type(exc).__name__}: {self._scrub(str(exc))}",
-                **self._where(index),
-            ) from exc
+        resp = self._api.request(
+            method, path, what=what, index=index, json_body=body, params=params
+        )
         if resp.status_code in expect:
             return resp
         self._raise_status(resp, what, index, batch)
@@ -552,14 +540,13 @@ class WeaviateProvider(ProviderBase):
         message = self._scrub(_server_message(resp))
         where = {**self._where(index), "status": status}
         text = f"Weaviate {what} answered HTTP {status}: {message}"
-        if status == 429 or status in RETRYABLE_STATUSES:
-            raise RetryableError(text, retry_after=_retry_after(resp), **where)
-        if status in (401, 403):
-            raise AuthError(
-                f"Weaviate refused the credentials (HTTP {status}): {message}; "
-                "check the API key (api_key or $WEAVIATE_API_KEY)",
-                **where,
-            )
+        auth = (
+            f"Weaviate refused the credentials (HTTP {status}): {message}; "
+            "check the API key (api_key or $WEAVIATE_API_KEY)"
+        )
+        common = self._api.common_status_error(resp, text, auth, index)
+        if common is not None:
+            raise common
         if index is not None and (status == 404 or (status == 422 and _missing_class(message))):
             raise IndexNotFoundError(f"index {index!r} does not exist ({text})", **where)
         if batch and 400 <= status < 500:
@@ -1198,7 +1185,7 @@ class WeaviateProvider(ProviderBase):
             fetcher, self._fetcher = self._fetcher, None
         if fetcher is not None:
             fetcher.shutdown(wait=True)
-        self._http.close()
+        self._api.close()
 
     # -- records ------------------------------------------------------------------------
 
@@ -1264,16 +1251,6 @@ class WeaviateProvider(ProviderBase):
 # -- helpers ----------------------------------------------------------------------------
 
 
-@cache
-def _ssl_context() -> ssl.SSLContext:
-    """One verifying TLS context for every provider (building one costs ~0.2 s)."""
-    try:
-        import certifi
-    except ImportError:  # pragma: no cover - httpx depends on certifi
-        return ssl.create_default_context()
-    return ssl.create_default_context(cafile=certifi.where())
-
-
 def _parse_location(location: str, tls: bool) -> tuple[str, str]:
     """The REST base URL (``.../v1``) and the printable endpoint of a location."""
     loc = location.strip()
@@ -1298,11 +1275,11 @@ def _parse_location(location: str, tls: bool) -> tuple[str, str]:
     if not host:
         raise ConfigError(f"weaviate URL: no host in {location!r}")
     port = port or (HTTPS_PORT if tls else HTTP_PORT)
-    netloc = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    hostport = netloc(host, port)
     path = parts.path.rstrip("/")
     scheme = "https" if tls else "http"
-    endpoint = f"weaviate{'+https' if tls else ''}://{netloc}{path}"
-    return f"{scheme}://{netloc}{path}/v1", endpoint
+    endpoint = f"weaviate{'+https' if tls else ''}://{hostport}{path}"
+    return f"{scheme}://{hostport}{path}/v1", endpoint
 
 
 def _server_message(resp: httpx.Response) -> str:
@@ -1323,23 +1300,6 @@ def _server_message(resp: httpx.Response) -> str:
             messages.append(body["message"])
     text = "; ".join(messages) or (str(body)[:500] if body is not None else resp.reason_phrase)
     return text[:500]
-
-
-def _retry_after(resp: httpx.Response) -> float | None:
-    value = resp.headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.UTC)
-    return max(0.0, (when - dt.datetime.now(dt.UTC)).total_seconds())
 
 
 def _missing_class(message: str) -> bool:

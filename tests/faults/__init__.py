@@ -1,0 +1,1 @@
+"""Fault-injection helpers for tests that run the real ``vectra`` executable."""
