@@ -9,7 +9,8 @@ Exit codes (the README copies this table):
       missing driver, missing index); click's own usage errors are 2 too
 3     finished, but some records failed (the result lists their ids; ``import``
       keeps them for ``--retry-failed``)
-4     verification mismatch (``verify``, ``migrate``, ``demo``)
+4     verification mismatch (``verify``, ``migrate``, ``demo``); for ``plan``: the plan
+      found problems or records that would be refused, changed or have their ids mapped
 130   interrupted (Ctrl-C); an interrupted export or import resumes when run
       again
 ====  ===================================================================
@@ -66,7 +67,7 @@ Exit codes:
   1    failure (provider or snapshot error)
   2    usage or configuration error
   3    finished, but some records failed (listed in the result)
-  4    verification mismatch
+  4    verification mismatch (plan: problems or records with issues)
   130  interrupted (export and import resume when run again)
 """
 
@@ -170,6 +171,7 @@ def cli(ctx: click.Context) -> None:
     vectra export qdrant://localhost:6333 ./snap      # provider -> snapshot
     vectra inspect ./snap                             # what is in it
     vectra validate ./snap                            # offline integrity check
+    vectra plan ./snap qdrant://localhost:6333        # what an import would do
     vectra import ./snap lancedb:///data/db           # snapshot -> provider
     vectra verify ./snap lancedb:///data/db --sample 100
     vectra migrate qdrant://localhost:6333 lancedb:///data/db   # direct copy
@@ -254,4 +256,4 @@ def main() -> None:
 
 
 # the commands register themselves on import
-from . import cmd_info, cmd_migrate, cmd_snapshot, demo  # noqa: E402, F401
+from . import cmd_info, cmd_migrate, cmd_plan, cmd_snapshot, demo  # noqa: E402, F401

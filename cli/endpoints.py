@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
+from urllib.parse import unquote, unquote_plus, urlsplit
 
 import click
 
@@ -18,7 +18,12 @@ from vectra_io.providers.base import Provider
 from vectra_io.providers.registry import PROVIDERS, open_provider, split_url
 from vectra_io.snapshot.layout import DEFAULT_NAMESPACE_DIR
 
+from .options import storage_secrets
 from .output import Secrets
+
+#: query parameters of a URL whose values are API keys (providers refuse keys in the URL,
+#: but the URL itself is echoed in errors and results); see also ``storage_secrets``
+API_KEY_PARAMS = {"api_key", "api-key", "apikey"}
 
 
 class CLIError(Exception):
@@ -77,24 +82,53 @@ def parse_selection(
     return Selection(names, renames)
 
 
+def _secret_param(name: str) -> bool:
+    low = unquote_plus(name).strip().lower()
+    return low in API_KEY_PARAMS or bool(storage_secrets({low: "-"}))
+
+
+def _query_secrets(query: str) -> list[str]:
+    """The values of the credential parameters of a URL query, as written and decoded."""
+    found = []
+    for pair in query.split("&"):
+        name, _, value = pair.partition("=")
+        if value and _secret_param(name):
+            found += [value, unquote(value), unquote_plus(value)]
+    return found
+
+
+def _redact_param(pair: str) -> str:
+    name, _, value = pair.partition("=")
+    return f"{name}=***" if value and _secret_param(name) else pair
+
+
 def safe_url(url: str) -> str:
-    """The URL with any password in it replaced by ``***``."""
+    """The URL with any password, and the value of any credential query parameter
+    (``api_key=``, ``token=``, ...), replaced by ``***``."""
     try:
         parts = urlsplit(url)
+        password = parts.password
     except ValueError:
         return url
-    if parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-        return parts._replace(netloc=netloc).geturl()
-    return url
+    netloc, query = parts.netloc, parts.query
+    if password:
+        netloc = netloc.replace(f":{password}@", ":***@", 1)
+    if query:
+        query = "&".join(_redact_param(pair) for pair in query.split("&"))
+    if (netloc, query) == (parts.netloc, parts.query):
+        return url
+    return parts._replace(netloc=netloc, query=query).geturl()
 
 
 def remember_url_secrets(url: str, secrets: Secrets) -> None:
     try:
-        password = urlsplit(url).password
+        parts = urlsplit(url)
+        password = parts.password
     except ValueError:
         return
     secrets.add(password)
+    for value in _query_secrets(parts.query):
+        secrets.add(value)
 
 
 def provider_env(url: str) -> str | None:

@@ -94,6 +94,19 @@ def write_options(*, chunk_size: int, concurrency: int) -> Callable[[F], F]:
     return decorate
 
 
+def scan_option(f: F) -> F:
+    """``--scan/--no-scan`` (``plan``): check every record, or only the indexes."""
+    return click.option(
+        "--scan/--no-scan",
+        "scan",
+        default=True,
+        show_default=True,
+        help="Check every record against the target's rules (reads the whole snapshot or "
+        "source); --no-scan plans the indexes only (creation, metric, ids, vectors, "
+        "namespaces).",
+    )(f)
+
+
 # -- retries -------------------------------------------------------------------------
 
 _DEFAULT_RETRY = RetryPolicy()

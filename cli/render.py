@@ -370,3 +370,76 @@ def providers_result(console: Console, providers: list[dict[str, Any]]) -> None:
             p.get("api_key_env") or "-",
         )
     console.print(table)
+
+
+def _vectors_text(vectors: dict[str, Any]) -> str:
+    parts = []
+    dense = vectors.get("dense")
+    if dense:
+        parts.append(
+            f"dense {dense['dimension']} ({dense['metric']} -> "
+            f"{dense.get('target_metric') or 'NOT EXPRESSIBLE'})"
+        )
+    if vectors.get("sparse"):
+        parts.append(f"sparse: {vectors['sparse']}")
+    for name, v in (vectors.get("named") or {}).items():
+        kept = "" if v.get("kept") else ", NOT KEPT"
+        parts.append(
+            f"named {name} {v['dimension']} ({v['metric']} -> "
+            f"{v.get('target_metric') or 'NOT EXPRESSIBLE'}{kept})"
+        )
+    return "; ".join(parts) or "-"
+
+
+def plan_result(console: Console, result: dict[str, Any]) -> None:
+    """``vectra plan``: per index the action and the mappings, then the records with issues
+    per namespace and reason (counts and example ids), then the verdict."""
+
+    def line(text: str, **kwargs: Any) -> None:
+        console.print(text, markup=False, highlight=False, **kwargs)
+
+    line(
+        f"Plan: {result['source']} ({result['source_kind']}) -> {result['target']}; "
+        "nothing was written."
+        + ("" if result.get("scanned") else " Records not scanned (--no-scan).")
+    )
+    for idx in result["indexes"]:
+        console.print()
+        line(f"Index {idx['source_index']} -> {idx['target_index']}: {idx['action']}", style="bold")
+        rows = [
+            ("vectors", _vectors_text(idx.get("vectors") or {})),
+            ("ids", str(idx.get("id_mapping") or idx.get("ids"))),
+            ("namespaces", str(idx.get("namespace_mapping", "-"))),
+            ("metadata", str(idx.get("metadata", "-"))),
+        ]
+        if idx.get("normalized"):
+            rows.append(("note", "the source normalised its vectors (compared by direction)"))
+        for key, value in rows:
+            line(f"  {key:<11} {value}")
+        for problem in idx["problems"]:
+            line(f"  problem     {problem}", style="red")
+        table = _table("namespace", "target namespace", "records")
+        for ns in idx["namespaces"]:
+            _row(table, ns_label(ns["source"]), ns_label(ns["target"]), count(ns["records"]))
+        console.print(table)
+        for ns in idx["namespaces"]:
+            for issue in ns.get("issues") or []:
+                line(
+                    f"  {ns_label(ns['source'])}: {plural(issue['records'], 'record')}: "
+                    f"{issue['reason']} (e.g. {_ids(issue['examples'])})",
+                    style="yellow",
+                )
+    console.print()
+    records = int(result.get("records") or 0)
+    with_issues = int(result.get("records_with_issues") or 0)
+    problems = int(result.get("problems") or 0)
+    where = f"{plural(records, 'record')} in {plural(len(result['indexes']), 'index', 'indexes')}"
+    if result.get("clean"):
+        line(f"Plan clean: {where}, no problem found.", style="green")
+        return
+    found = []
+    if problems:
+        found.append(plural(problems, "problem"))
+    if with_issues:
+        found.append(f"{plural(with_issues, 'record')} with issues")
+    line(f"Plan found {' and '.join(found)} ({where}).", style="bold red")

@@ -3,7 +3,7 @@
 For each index: what will be created (or checked) on the target, how the metric,
 ids, namespaces, sparse and named vectors map, and which records would be lossy
 or refused and why, with counts. Record checks come from the target's declared
-capabilities, plus the provider's own ``check_records(spec, batch)`` when it has
+capabilities, plus the provider's own ``check_records(batch)`` when it has
 one (a provider-specific pre-flight that returns ``{id: reason}``).
 """
 
@@ -53,7 +53,8 @@ def record_issues(batch: pa.RecordBatch, target: Provider) -> dict[str, list[str
         for i, rid in enumerate(ids):
             if _id_kind(rid) not in caps.id_types:
                 note(i, "id mapped to a UUID (original kept in the payload)")
-    if not caps.nested_metadata and METADATA in batch.schema.names:
+    check = getattr(target, "check_records", None)
+    if not caps.nested_metadata and METADATA in batch.schema.names and check is None:
         for i, text in enumerate(batch.column(METADATA).to_pylist()):
             problem = _flat_metadata_problem(json.loads(text)) if text else None
             if problem:
@@ -70,11 +71,15 @@ def record_issues(batch: pa.RecordBatch, target: Provider) -> dict[str, list[str
         has_sparse = batch.column(SPARSE).is_valid().to_numpy(zero_copy_only=False)
         for i in np.flatnonzero(has_sparse).tolist():
             note(i, "sparse vector dropped: the target cannot store sparse vectors")
-    check = getattr(target, "check_records", None)
-    if check is not None:
+    if check is not None:  # the provider's own rules (e.g. Pinecone's metadata policy)
         for rid, why in check(batch).items():
             issues.setdefault(rid, []).append(why)
     return issues
+
+
+def is_reversible(reason: str) -> bool:
+    """A change that export undoes (an id mapped to a UUID): noted, but not lossy."""
+    return reason.startswith("id mapped")
 
 
 def _flat_metadata_problem(meta: Mapping[str, Any]) -> str | None:
@@ -178,14 +183,20 @@ def plan(
                 examples: dict[str, list[str]] = {}
                 for batch in batches:
                     for rid, whys in record_issues(batch, dst).items():
-                        affected.add(f"{spec.name}\x00{namespace}\x00{rid}")
+                        if not all(is_reversible(why) for why in whys):
+                            affected.add(f"{spec.name}\x00{namespace}\x00{rid}")
                         for why in whys:
                             reasons[why] += 1
                             ids = examples.setdefault(why, [])
                             if len(ids) < MAX_EXAMPLES:
                                 ids.append(rid)
                 entry["issues"] = [
-                    {"reason": why, "records": n, "examples": examples[why]}
+                    {
+                        "reason": why,
+                        "records": n,
+                        "examples": examples[why],
+                        "lossy": not is_reversible(why),
+                    }
                     for why, n in reasons.most_common()
                 ]
             total += rows

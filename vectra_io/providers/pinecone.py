@@ -318,6 +318,20 @@ def _id_problem(rid: str) -> str | None:
     return None
 
 
+def _sparse_problem(sv: Mapping[str, Any] | None) -> str | None:
+    """Why Pinecone refuses these sparse values (None: it takes them, or there are none)."""
+    if not sv or not sv["indices"]:
+        return None
+    if len(sv["indices"]) > MAX_SPARSE_NONZEROS:
+        return (
+            f"sparse vector has {len(sv['indices'])} non-zeros; "
+            f"Pinecone allows {MAX_SPARSE_NONZEROS}"
+        )
+    if len(set(sv["indices"])) != len(sv["indices"]):
+        return "sparse vector repeats indices"
+    return None
+
+
 def _lossy_kind(value: Any) -> str | None:
     """Why Pinecone cannot store this metadata value as it is (None: it can)."""
     if value is None:
@@ -1189,6 +1203,40 @@ class PineconeProvider(ProviderBase):
                     break
         return (out or None), None, changes
 
+    def check_records(self, batch: pa.RecordBatch) -> dict[str, str]:
+        """Plan pre-flight (:mod:`vectra_io.engine.plan`): ``{id: reason}`` for every record
+        of ``batch`` that an upsert would refuse or change under the current ``on_lossy``
+        policy, by the same rules as :meth:`upsert` (ids, sparse values, metadata), without
+        sending anything and without touching ``lossy_report``. Reasons start with
+        ``refused:`` or ``changed:``. Checks that depend on the target index (dimension,
+        dense or sparse kind, metric) are the plan's index checks, not made here; a
+        repeated id is judged by its last row, as :meth:`upsert` does."""
+        names = batch.schema.names
+        n = batch.num_rows
+        ids = batch.column(ID).to_pylist()
+        metas = batch.column(METADATA).to_pylist() if METADATA in names else [None] * n
+        sparse = batch.column(SPARSE).to_pylist() if SPARSE in names else [None] * n
+        out: dict[str, str] = {}
+        for i, rid in enumerate(ids):
+            out.pop(rid, None)  # a repeated id: the last row wins
+            reason = _id_problem(rid) or _sparse_problem(sparse[i])
+            if reason is None:
+                _, reason, changes = self._metadata(metas[i])
+                if reason is None:
+                    if changes:
+                        out[rid] = self._changes_text(changes)
+                    continue
+            out[rid] = f"refused: {reason}"
+        return out
+
+    def _changes_text(self, changes: Sequence[tuple[str, str, str]]) -> str:
+        """``changed (on_lossy=P): metadata fields dropped: 'a' (null); stringified: ...``"""
+        by_action: dict[str, list[str]] = {}
+        for action, key, kind in changes:
+            by_action.setdefault(action, []).append(f"{key!r} ({kind.replace('_', ' ')})")
+        fields = "; ".join(f"{action}: {', '.join(keys)}" for action, keys in by_action.items())
+        return f"changed (on_lossy={self.on_lossy}): metadata fields {fields}"
+
     def _lossy_reason(self, key: str, kind: str) -> str:
         return (
             f"metadata field {key!r}: {_LOSSY_TEXT[kind]} by Pinecone (on_lossy=error; "
@@ -1296,14 +1344,8 @@ class PineconeProvider(ProviderBase):
             sv = sparse[i]
             if sv is not None and not sv["indices"]:
                 sv = None
-            if reason is None and sv is not None:
-                if len(sv["indices"]) > MAX_SPARSE_NONZEROS:
-                    reason = (
-                        f"sparse vector has {len(sv['indices'])} non-zeros; "
-                        f"Pinecone allows {MAX_SPARSE_NONZEROS}"
-                    )
-                elif len(set(sv["indices"])) != len(sv["indices"]):
-                    reason = "sparse vector repeats indices"
+            if reason is None:
+                reason = _sparse_problem(sv)
             if reason is None and sv is None and spec.dimension is None:
                 reason = "a sparse index needs non-empty sparse values on every record"
             meta: dict[str, Any] | None = None

@@ -1272,6 +1272,37 @@ class QdrantProvider(ProviderBase):
         self._create_payload_indexes(name, schema)
         return self._info(name, fresh=True)
 
+    def check_records(self, batch: pa.RecordBatch) -> dict[str, str]:
+        """Plan pre-flight (:mod:`vectra_io.engine.plan`): ``{id: reason}`` for the records
+        of ``batch`` an upsert would refuse (metadata with vectra's reserved keys or integers
+        beyond 64 bits, repeated sparse indices) or whose id it would map to a UUID (the
+        original kept under ``_vectra_id``, restored on export). Nothing is sent. The
+        namespace is not known here: in ``payload`` mode the ids of a non-default namespace
+        are all mapped, but only the ids mapped in every namespace are reported."""
+        names = batch.schema.names
+        n = batch.num_rows
+        ids = batch.column(ID).to_pylist()
+        metas = batch.column(METADATA).to_pylist() if METADATA in names else [None] * n
+        sparse = _sparse_rows(batch.column(SPARSE)) if SPARSE in names else [None] * n
+        reserved = (ORIGINAL_ID_KEY, self.namespace_key)
+        out: dict[str, str] = {}
+        for i, rid in enumerate(ids):
+            out.pop(rid, None)  # a repeated id: the last row wins
+            try:
+                payload = _load_payload(metas[i])
+            except ValueError as exc:
+                out[rid] = f"refused: {exc}"
+                continue
+            clash = [k for k in reserved if k in payload]
+            sv = sparse[i]
+            if clash:
+                out[rid] = f"refused: metadata uses the reserved key(s) {clash}"
+            elif sv is not None and len(np.unique(sv["indices"])) != len(sv["indices"]):
+                out[rid] = "refused: sparse_values repeats an index"
+            elif point_id(rid)[1]:
+                out[rid] = f"id mapped to a UUID (original kept in the payload {ORIGINAL_ID_KEY!r})"
+        return out
+
     def upsert(
         self, index: str, batch: pa.RecordBatch, namespace: str = DEFAULT_NAMESPACE
     ) -> Mapping[str, str]:
