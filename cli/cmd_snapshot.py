@@ -62,7 +62,8 @@ log = logging.getLogger("vectra_io.cli")
     metavar="N",
     default=DEFAULT_PART_ROWS,
     show_default=True,
-    help="Records per Parquet part file at most.",
+    help="Records per Parquet part file: a part closes at the end of the first source page "
+    "that reaches N (so it holds at most N plus one --batch-size page).",
 )
 @click.option(
     "--compression",

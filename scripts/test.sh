@@ -23,7 +23,8 @@ if [ ! -x .venv/bin/python ]; then
     "$(find_python)" -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[all,test]"
+.venv/bin/python -m pip install --quiet --disable-pip-version-check \
+    -c requirements/test-constraints.txt -e ".[all,test]"
 
 echo "== ruff" >&2
 .venv/bin/ruff check .

@@ -41,9 +41,17 @@ log = logging.getLogger("vectra_io.import")
 
 
 def ensure_target_index(
-    target: Provider, spec: IndexSpec, create_index: bool, metric: str | None = None
+    target: Provider,
+    spec: IndexSpec,
+    create_index: bool,
+    metric: str | None = None,
+    retry: RetryPolicy | None = None,
 ) -> IndexSpec:
-    """Check the target index against ``spec`` (creating it when asked); return the spec used."""
+    """Check the target index against ``spec`` (creating it when asked); return the spec used.
+
+    Calls to the target go through the retry policy like every other request.
+    """
+    retry = retry or RetryPolicy()
     if metric:
         if metric not in METRICS:
             raise ConfigError(f"unknown metric {metric!r}: use one of {', '.join(METRICS)}")
@@ -63,7 +71,7 @@ def ensure_target_index(
             "the records have named vectors, the target cannot store them", **where
         )
     try:
-        existing = target.describe_index(spec.name)
+        existing = retry.call(lambda: target.describe_index(spec.name), f"describe {spec.name!r}")
     except IndexNotFoundError:
         if not create_index:
             raise ConfigError(
@@ -80,8 +88,8 @@ def ensure_target_index(
                 f"metric {spec.metric!r} cannot be expressed by {target.name}", **where
             ) from None
         log.info("creating index %r on %s", spec.name, target.endpoint)
-        target.create_index(spec)
-        return target.describe_index(spec.name)
+        retry.call(lambda: target.create_index(spec), f"create {spec.name!r}")
+        return retry.call(lambda: target.describe_index(spec.name), f"describe {spec.name!r}")
     # a store may not know the dimension of an index it holds nothing of yet (Weaviate)
     learns = existing.dimension is None and not existing.named_vectors
     if existing.dimension != spec.dimension and not learns:
@@ -350,7 +358,7 @@ def import_snapshot(
     for index in [i for i in manifest["indexes"] if not indexes or i in indexes]:
         spec = mf.spec_from_entry(index, manifest["indexes"][index])
         spec = spec.renamed(index_map.get(index, index))
-        specs[index] = ensure_target_index(dst, spec, create_index, metric)
+        specs[index] = ensure_target_index(dst, spec, create_index, metric, retry)
 
     jobs: list[PartJob] = []
     namespaces_out = []

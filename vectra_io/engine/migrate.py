@@ -54,7 +54,7 @@ def migrate(
         for index, nss in plan:
             tgt_index = index_map.get(index, index)
             spec = source.describe_index(index)
-            ensure_target_index(target, spec.renamed(tgt_index), create_index, metric)
+            ensure_target_index(target, spec.renamed(tgt_index), create_index, metric, retry)
             for namespace in nss:
                 tgt_ns = namespace_map.get(namespace, namespace)
                 progress.at(tgt_index, tgt_ns)

@@ -807,6 +807,10 @@ class QdrantProvider(ProviderBase):
         existing = self._maybe_fresh(spec.name)
         if existing is not None:
             self._check_compatible(self._spec(existing, spec.name), spec)
+            # an earlier attempt may have created the collection but not all its indexes
+            wanted = self._payload_schema_for(spec)
+            missing = {k: v for k, v in wanted.items() if k not in existing.payload_schema}
+            self._create_payload_indexes(spec.name, missing)
             return
         body = self._create_body(spec)
         payload_schema = self._payload_schema_for(spec)
