@@ -32,6 +32,7 @@ from ..records import conform, split_invalid
 from ..snapshot import manifest as mf
 from ..snapshot.parts import VerifiedPart, check_part_schema, verify_part
 from ..snapshot.storage import SnapshotStore
+from .export import prefetch
 from .progress import Progress, ProgressCallback
 from .retry import RetryPolicy
 from .state import ImportState, claimed, read_failed
@@ -196,7 +197,7 @@ class PartJob:
         pf = verified.open()
         try:
             check_part_schema(pf, self.expected, path)
-            for number, raw in enumerate(pf.iter_batches(batch_size=chunk_size)):
+            for number, raw in enumerate(read_chunks(pf, chunk_size)):
                 if number in done:
                     progress.skip(raw.num_rows, 1)
                     pool.count(self.target_index, self.target_namespace)["skipped"] += raw.num_rows
@@ -230,6 +231,18 @@ class PartJob:
             pf.close()
         tracker.all_submitted()
         return invalid
+
+
+def read_chunks(pf: pq.ParquetFile, chunk_size: int) -> Iterator[pa.RecordBatch]:
+    """The part's records in chunks of ``chunk_size`` rows (fewer at a row group's end).
+
+    Row groups are decoded one ahead in a background thread, so decompression
+    overlaps with the writes. The chunking depends only on the file and
+    ``chunk_size``, so chunk numbers are stable across runs (import state).
+    """
+    groups = (pf.read_row_group(i) for i in range(pf.num_row_groups))
+    for table in prefetch(groups):
+        yield from table.combine_chunks().to_batches(max_chunksize=chunk_size)
 
 
 class _PartTracker:

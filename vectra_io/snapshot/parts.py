@@ -71,9 +71,11 @@ class PartWriter:
         }
         self._tmp: str | None = None
         self._hashing: HashingWriter | None = None
+        self._tail: _TailHash | None = None
         if store.local:
             self._tmp = store.temp_path(relpath)
             self._writer = pq.ParquetWriter(self._tmp, schema, **options)
+            self._tail = _TailHash(self._tmp)
         else:
             self._cm = store.atomic_writer(relpath)
             self._hashing = self._cm.__enter__()
@@ -93,6 +95,8 @@ class PartWriter:
         table = pa.Table.from_batches(self._pending, schema=self.schema)
         self._writer.write_table(table, row_group_size=table.num_rows)
         self._pending, self._pending_bytes = [], 0
+        if self._tail is not None and self._hasher is not None:
+            self._hasher.submit(self._tail.catch_up)  # hash what is written, in the background
 
     def commit(self) -> Future[PartInfo]:
         """Finish the file and make it durable under its final name.
@@ -108,12 +112,12 @@ class PartWriter:
             self._cm.__exit__(None, None, None)
             done.set_result(PartInfo(self.relpath, rows, size, digest))
             return done
-        assert self._tmp is not None
+        assert self._tmp is not None and self._tail is not None
         self.store.commit_temp(self._tmp, self.relpath)
-        final = self.store.local_path(self.relpath)
+        tail = self._tail
 
         def digest_part() -> PartInfo:
-            digest, size = file_sha256(final)
+            digest, size = tail.finish()
             return PartInfo(self.relpath, rows, size, digest)
 
         if self._hasher is None:
@@ -124,12 +128,42 @@ class PartWriter:
     def abort(self) -> None:
         with contextlib.suppress(Exception):
             self._writer.close()
+        if self._tail is not None:
+            self._tail.close()
         if self._tmp is not None:
             with contextlib.suppress(OSError):
                 os.remove(self._tmp)
         else:
             with contextlib.suppress(Exception):
                 self._cm.__exit__(RuntimeError, RuntimeError("aborted"), None)
+
+
+class _TailHash:
+    """SHA-256 of a file that is still growing, read through a descriptor opened at start.
+
+    The descriptor stays valid across the rename that commits the file, so the
+    bytes hashed are exactly the bytes that end up under the final name.
+    """
+
+    def __init__(self, path: str) -> None:
+        self._file = open(path, "rb", buffering=0)  # noqa: SIM115 - closed by finish()/close()
+        self._sha = hashlib.sha256()
+        self._size = 0
+
+    def catch_up(self) -> None:
+        while block := self._file.read(_READ_BLOCK):
+            self._sha.update(block)
+            self._size += len(block)
+
+    def finish(self) -> tuple[str, int]:
+        try:
+            self.catch_up()
+            return self._sha.hexdigest(), self._size
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self._file.close()
 
 
 def file_sha256(path: str) -> tuple[str, int]:
