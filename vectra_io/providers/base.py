@@ -177,6 +177,20 @@ class Provider(Protocol):
 #   check_records(batch) -> {id: reason}   plan: records the target would change or refuse
 
 
+def parse_bool(provider: str, option: str, value: Any) -> bool:
+    """A provider option given as a bool or as text (URL query): true/false, yes/no, on/off, 1/0."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    from ..errors import ConfigError
+
+    raise ConfigError(f"{provider} option {option} must be true or false, got {value!r}")
+
+
 class ProviderBase:
     """Defaults shared by the built-in providers."""
 

@@ -109,6 +109,7 @@ from .base import (
     ProviderBase,
     ScanPage,
     VectorSpec,
+    parse_bool,
 )
 
 log = logging.getLogger("vectra_io.providers.milvus")
@@ -314,7 +315,9 @@ class MilvusProvider(ProviderBase):
         self._metadata_format = str(opts.pop("metadata", "text")).lower()
         index_type = opts.pop("index_type", None)
         self._index_type = str(index_type).upper() if index_type else None
-        self._flush_on_close = _bool_option(opts.pop("flush_on_close", True), "flush_on_close")
+        self._flush_on_close = parse_bool(
+            "milvus", "flush_on_close", opts.pop("flush_on_close", True)
+        )
         if opts:
             raise ConfigError(f"milvus provider: unknown options {sorted(opts)}")
         if self._metadata_format not in ("text", "json"):
@@ -1347,17 +1350,6 @@ _AUTO_ID_REFUSAL = (
 
 
 # -- helpers --------------------------------------------------------------------------
-def _bool_option(value: Any, name: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off"):
-        return False
-    raise ConfigError(f"milvus option {name} must be true or false, got {value!r}")
-
-
 def _parse_location(location: str, tls: bool, db: str | None) -> tuple[str, str, str | None, bool]:
     """-> (pymilvus uri, printable endpoint, database, embedded)."""
     loc = location.strip()

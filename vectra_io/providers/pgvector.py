@@ -144,6 +144,7 @@ from .base import (
     ProviderBase,
     ScanPage,
     VectorSpec,
+    parse_bool,
 )
 
 log = logging.getLogger("vectra_io.providers.pgvector")
@@ -207,17 +208,6 @@ _LINE_RE = re.compile(r"\bCOPY [^,\n]+, line (\d+)")
 # -- configuration ---------------------------------------------------------------------------
 
 
-def _flag(name: str, value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off"):
-        return False
-    raise ConfigError(f"pgvector option {name}: expected true or false, got {value!r}")
-
-
 def _number(name: str, value: Any, kind: type, low: float, high: float) -> Any:
     try:
         out = kind(value)
@@ -262,7 +252,7 @@ class _Settings:
         if not kw.get("schema", "public"):
             raise ConfigError("pgvector option schema must not be empty")
         if "hnsw" in options:
-            kw["hnsw"] = _flag("hnsw", options["hnsw"])
+            kw["hnsw"] = parse_bool("pgvector", "hnsw", options["hnsw"])
         if "sparse_dim" in options:
             kw["sparse_dim"] = _number("sparse_dim", options["sparse_dim"], int, 1, 1e9)
         if "pool_size" in options:

@@ -161,6 +161,7 @@ from .base import (
     ProviderBase,
     ScanPage,
     VectorSpec,
+    parse_bool,
 )
 
 log = logging.getLogger("vectra_io.providers.qdrant")
@@ -326,17 +327,6 @@ def _quote(name: str) -> str:
 
 
 # -- location / options ------------------------------------------------------------------
-def _bool(value: Any, option: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off"):
-        return False
-    raise ConfigError(f"qdrant provider: option {option} must be true or false, not {value!r}")
-
-
 def _number(value: Any, option: str, kind: type = float, minimum: float = 0) -> Any:
     try:
         out = kind(value)
@@ -523,7 +513,9 @@ class QdrantProvider(ProviderBase):
         self.namespace_key = str(opts.get("namespace_key", DEFAULT_NAMESPACE_KEY))
         if not self.namespace_key or self.namespace_key == ORIGINAL_ID_KEY:
             raise ConfigError(f"qdrant provider: namespace_key {self.namespace_key!r} is reserved")
-        self.namespace_index = _bool(opts.get("namespace_index", True), "namespace_index")
+        self.namespace_index = parse_bool(
+            "qdrant", "namespace_index", opts.get("namespace_index", True)
+        )
         self.sparse_name = str(opts.get("sparse_name", DEFAULT_SPARSE_NAME))
         if not self.sparse_name:
             raise ConfigError("qdrant provider: sparse_name must not be empty")
@@ -541,7 +533,7 @@ class QdrantProvider(ProviderBase):
         if isinstance(verify_opt, bool):
             verify = verify_opt
         elif str(verify_opt).lower() in ("1", "0", "true", "false", "yes", "no", "on", "off"):
-            verify = _bool(verify_opt, "verify")
+            verify = parse_bool("qdrant", "verify", verify_opt)
         else:
             verify = str(verify_opt)
 
