@@ -172,8 +172,11 @@ class MemoryProvider(ProviderBase):
             rows = np.flatnonzero(live[chunk_no][row:]) + row
             take = rows[: batch_size - have]
             if len(take):
-                pieces.append(chunks[chunk_no].take(pa.array(take)))
-                have += len(take)
+                first, n = int(take[0]), len(take)
+                contiguous = int(take[-1]) - first + 1 == n  # no replaced rows in between
+                chunk = chunks[chunk_no]
+                pieces.append(chunk.slice(first, n) if contiguous else chunk.take(pa.array(take)))
+                have += n
             if len(take) < len(rows):
                 row = int(take[-1]) + 1
             else:
