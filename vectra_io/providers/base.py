@@ -177,6 +177,20 @@ class Provider(Protocol):
 #   check_records(batch) -> {id: reason}   plan: records the target would change or refuse
 
 
+def spec_mismatch(existing: IndexSpec, wanted: IndexSpec) -> str | None:
+    """Why an existing index cannot hold records of ``wanted`` (dimension, named vectors,
+    sparse), or None when it can."""
+    if existing.dimension != wanted.dimension:
+        return f"exists with dimension {existing.dimension}, not {wanted.dimension}"
+    for name, vec in wanted.named_vectors.items():
+        have = existing.named_vectors.get(name)
+        if have is None or have.dimension != vec.dimension:
+            return f"exists without a named vector {name!r} of dimension {vec.dimension}"
+    if wanted.sparse and not existing.sparse:
+        return "exists without sparse vectors"
+    return None
+
+
 def parse_bool(provider: str, option: str, value: Any) -> bool:
     """A provider option given as a bool or as text (URL query): true/false, yes/no, on/off, 1/0."""
     if isinstance(value, bool):

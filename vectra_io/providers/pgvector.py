@@ -145,6 +145,7 @@ from .base import (
     ScanPage,
     VectorSpec,
     parse_bool,
+    spec_mismatch,
 )
 
 log = logging.getLogger("vectra_io.providers.pgvector")
@@ -1181,25 +1182,9 @@ class PgVectorProvider(ProviderBase):
         return names
 
     def _check_same(self, existing: IndexSpec, spec: IndexSpec) -> None:
-        where = self._where(spec.name)
-        if existing.dimension != spec.dimension:
-            raise IncompatibleIndexError(
-                f"index {spec.name!r} exists with dimension {existing.dimension}, "
-                f"not {spec.dimension}",
-                **where,
-            )
-        for name, vec in spec.named_vectors.items():
-            have = existing.named_vectors.get(name)
-            if have is None or have.dimension != vec.dimension:
-                raise IncompatibleIndexError(
-                    f"index {spec.name!r} has no named vector {name!r} of dimension "
-                    f"{vec.dimension}",
-                    **where,
-                )
-        if spec.sparse and not existing.sparse:
-            raise IncompatibleIndexError(
-                f"index {spec.name!r} exists without a sparse vector column", **where
-            )
+        problem = spec_mismatch(existing, spec)
+        if problem:
+            raise IncompatibleIndexError(f"index {spec.name!r} {problem}", **self._where(spec.name))
 
     def _create_table(self, spec: IndexSpec) -> None:
         s = self._settings

@@ -162,6 +162,7 @@ from .base import (
     ScanPage,
     VectorSpec,
     parse_bool,
+    spec_mismatch,
 )
 
 log = logging.getLogger("vectra_io.providers.qdrant")
@@ -832,24 +833,9 @@ class QdrantProvider(ProviderBase):
             return None
 
     def _check_compatible(self, existing: IndexSpec, spec: IndexSpec) -> None:
-        if existing.dimension != spec.dimension:
-            raise IncompatibleIndexError(
-                f"index {spec.name!r} exists with dimension {existing.dimension}, not "
-                f"{spec.dimension}",
-                **self._where(spec.name),
-            )
-        for name, vec in spec.named_vectors.items():
-            have = existing.named_vectors.get(name)
-            if have is None or have.dimension != vec.dimension:
-                raise IncompatibleIndexError(
-                    f"index {spec.name!r} exists without a named vector {name!r} of "
-                    f"dimension {vec.dimension}",
-                    **self._where(spec.name),
-                )
-        if spec.sparse and not existing.sparse:
-            raise IncompatibleIndexError(
-                f"index {spec.name!r} exists without a sparse vector", **self._where(spec.name)
-            )
+        problem = spec_mismatch(existing, spec)
+        if problem:
+            raise IncompatibleIndexError(f"index {spec.name!r} {problem}", **self._where(spec.name))
 
     def _create_body(self, spec: IndexSpec) -> dict[str, Any]:
         raw = spec.raw_config.get("qdrant") if isinstance(spec.raw_config, Mapping) else None
