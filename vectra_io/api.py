@@ -9,14 +9,10 @@ from .engine.migrate import migrate as _migrate
 from .engine.progress import ProgressCallback
 from .engine.retry import RetryPolicy
 from .errors import ConfigError, UnsupportedError
-from .providers.base import DEFAULT_NAMESPACE, IndexSpec, Provider, VectorSpec
+from .providers.base import IndexSpec, Provider, VectorSpec
 from .providers.registry import open_provider, split_url
 from .records import batch_from_records, records_from_batch
-from .snapshot.layout import namespace_from_key
-
-
-def _ns(namespace: str | None) -> str:
-    return DEFAULT_NAMESPACE if namespace is None else namespace_from_key(namespace)
+from .snapshot.layout import normalize_namespace
 
 
 class Client:
@@ -103,7 +99,11 @@ class Client:
 
     def stats(self, index: str, namespace: str | None = None) -> dict[str, Any]:
         spec = self.backend.describe_index(index)
-        names = [_ns(namespace)] if namespace is not None else self.backend.list_namespaces(index)
+        names = (
+            [normalize_namespace(namespace)]
+            if namespace is not None
+            else self.backend.list_namespaces(index)
+        )
         counts = {n: self.backend.count(index, n) for n in names}
         return {
             "dimension": spec.dimension,
@@ -122,14 +122,16 @@ class Client:
         """Write records given as dicts (``id``, ``values``, ``metadata``, ``sparse_values``)."""
         spec = self.backend.describe_index(index)
         batch = batch_from_records(spec, vectors)
-        refused = self.backend.upsert(index, batch, _ns(namespace))
+        refused = self.backend.upsert(index, batch, normalize_namespace(namespace))
         return {"upserted_count": batch.num_rows - len(refused), "errors": dict(refused)}
 
     def fetch(
         self, index: str, ids: Sequence[str], namespace: str | None = None
     ) -> list[dict[str, Any]]:
         """The records with these ids that exist, as dicts."""
-        return records_from_batch(self.backend.fetch(index, list(ids), _ns(namespace)))
+        return records_from_batch(
+            self.backend.fetch(index, list(ids), normalize_namespace(namespace))
+        )
 
     def query(
         self,
@@ -143,7 +145,9 @@ class Client:
         query = getattr(self.backend, "query", None)
         if query is None:
             raise UnsupportedError(f"provider {self.provider} does not support query here")
-        result: list[dict[str, Any]] = query(index, vector, top_k, _ns(namespace), filter)
+        result: list[dict[str, Any]] = query(
+            index, vector, top_k, normalize_namespace(namespace), filter
+        )
         return result
 
 
@@ -181,8 +185,8 @@ class Migration:
         retry: RetryPolicy | None = None,
     ) -> dict[str, Any]:
         """Copy one namespace of one index. Returns ``migrated_count``, ``batches``, ``errors``."""
-        src_ns = _ns(source_namespace)
-        tgt_ns = _ns(target_namespace) if target_namespace is not None else src_ns
+        src_ns = normalize_namespace(source_namespace)
+        tgt_ns = normalize_namespace(target_namespace) if target_namespace is not None else src_ns
         return _migrate(
             self.source,
             self.target,
@@ -220,8 +224,8 @@ class Migration:
 
         if source_index is None:
             return plan(self.source, self.target, scan_records=scan_records)
-        src_ns = _ns(source_namespace)
-        tgt_ns = _ns(target_namespace) if target_namespace is not None else src_ns
+        src_ns = normalize_namespace(source_namespace)
+        tgt_ns = normalize_namespace(target_namespace) if target_namespace is not None else src_ns
         return plan(
             self.source,
             self.target,
@@ -242,8 +246,8 @@ class Migration:
         """Compare the record counts of the source and target namespaces."""
         from .engine.verify import _count
 
-        src_ns = _ns(source_namespace)
-        tgt_ns = _ns(target_namespace) if target_namespace is not None else src_ns
+        src_ns = normalize_namespace(source_namespace)
+        tgt_ns = normalize_namespace(target_namespace) if target_namespace is not None else src_ns
         source_count = self.source.count(source_index, src_ns)
         target_count = _count(self.target, target_index or source_index, tgt_ns)
         return {

@@ -152,7 +152,11 @@ def export_snapshot(
         spec = src.describe_index(index)
         if index not in manifest["indexes"]:
             manifest["indexes"][index] = mf.index_entry(spec)
-        nss = [_ns(n) for n in namespaces] if namespaces is not None else src.list_namespaces(index)
+        nss = (
+            [layout.normalize_namespace(n) for n in namespaces]
+            if namespaces is not None
+            else src.list_namespaces(index)
+        )
         plan.append((spec, nss))
 
     counts = {(s.name, n): src.count(s.name, n) for s, nss in plan for n in nss}
@@ -179,10 +183,6 @@ def export_snapshot(
     mf.save(store, manifest)
     log.info("export to %s complete: %d records", store.url, progress.done)
     return {**manifest, "errors": [e.as_dict() for e in errors]}
-
-
-def _ns(namespace: str | None) -> str:
-    return "" if namespace is None else layout.namespace_from_key(namespace)
 
 
 def _start_manifest(

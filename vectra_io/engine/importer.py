@@ -30,6 +30,7 @@ from ..errors import (
 from ..providers.base import METRICS, UNKNOWN_METRIC, IndexSpec, Provider
 from ..records import conform, split_invalid
 from ..snapshot import manifest as mf
+from ..snapshot.layout import normalize_namespace, normalize_namespace_map
 from ..snapshot.parts import VerifiedPart, check_part_schema, verify_part
 from ..snapshot.storage import SnapshotStore
 from .export import prefetch
@@ -151,17 +152,11 @@ def _select(
         chosen.append((index, namespace, entry))
     present = {ns for _, ns, _ in chosen}
     for ns in namespace_map:
-        if _norm_ns(ns) not in present:
+        if normalize_namespace(ns) not in present:
             raise ConfigError(
                 f"namespace {ns!r} is not among the selected namespaces of the snapshot"
             )
     return chosen
-
-
-def _norm_ns(namespace: str | None) -> str:
-    from ..snapshot.layout import namespace_from_key
-
-    return "" if namespace is None else namespace_from_key(namespace)
 
 
 @dataclass
@@ -339,7 +334,7 @@ def import_snapshot(
     store = SnapshotStore(snapshot, **(storage_options or {}))
     manifest = mf.load(store)
     index_map = dict(index_map or {})
-    ns_map = {_norm_ns(k): _norm_ns(v) for k, v in (namespace_map or {}).items()}
+    ns_map = normalize_namespace_map(namespace_map)
     chosen = _select(manifest, indexes, namespaces, index_map, ns_map)
     run_state = None
     if state is not False:

@@ -25,9 +25,9 @@ from ..providers.registry import ALIASES, PROVIDERS, split_url
 from ..records import ID, METADATA, SPARSE, VALUES, dense_matrix
 from ..snapshot import layout
 from ..snapshot import manifest as mf
+from ..snapshot.layout import normalize_namespace, normalize_namespace_map
 from ..snapshot.parts import open_verified
 from ..snapshot.storage import SnapshotStore
-from .importer import _norm_ns
 
 MAX_EXAMPLES = 5
 
@@ -165,7 +165,7 @@ def plan(
 
     dst = as_provider(target)
     index_map = dict(index_map or {})
-    ns_map = {_norm_ns(k): _norm_ns(v) for k, v in (namespace_map or {}).items()}
+    ns_map = normalize_namespace_map(namespace_map)
     plans: list[dict[str, Any]] = []
     total = 0
     affected: set[str] = set()
@@ -220,7 +220,7 @@ def _items(
     storage_options: dict[str, Any] | None,
 ) -> Iterator[tuple[IndexSpec, Iterator[NamespacePlan]]]:
     """Per index of the source: its spec and its namespaces (name, records, their batches)."""
-    wanted = None if namespaces is None else {_norm_ns(n) for n in namespaces}
+    wanted = None if namespaces is None else {normalize_namespace(n) for n in namespaces}
     if _is_snapshot(source):
         store = SnapshotStore(source, **(storage_options or {}))
         manifest = mf.load(store)

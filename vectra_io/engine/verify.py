@@ -22,9 +22,10 @@ from ..records import (
     loads_metadata,
 )
 from ..snapshot import manifest as mf
+from ..snapshot.layout import normalize_namespace_map
 from ..snapshot.parts import open_verified
 from ..snapshot.storage import SnapshotStore
-from .importer import _norm_ns, _select
+from .importer import _select
 
 log = logging.getLogger("vectra_io.verify")
 
@@ -61,7 +62,7 @@ def verify_snapshot(
     store = SnapshotStore(snapshot, **(storage_options or {}))
     manifest = mf.load(store)
     index_map = dict(index_map or {})
-    ns_map = {_norm_ns(k): _norm_ns(v) for k, v in (namespace_map or {}).items()}
+    ns_map = normalize_namespace_map(namespace_map)
     chosen = _select(manifest, indexes, namespaces, index_map, ns_map)
 
     groups: dict[tuple[str, str], list[tuple[str, str, dict[str, Any]]]] = {}

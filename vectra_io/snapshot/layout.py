@@ -9,6 +9,7 @@ plain percent-decoding, so the mapping is reversible.
 from __future__ import annotations
 
 import posixpath
+from collections.abc import Mapping
 from urllib.parse import unquote
 
 from ..errors import SnapshotError
@@ -42,6 +43,16 @@ def namespace_key(namespace: str) -> str:
 
 def namespace_from_key(key: str) -> str:
     return DEFAULT_NAMESPACE if key == DEFAULT_NAMESPACE_DIR else key
+
+
+def normalize_namespace(namespace: str | None) -> str:
+    """A namespace as given by a user: None and ``__default__`` mean the default ``""``."""
+    return DEFAULT_NAMESPACE if namespace is None else namespace_from_key(namespace)
+
+
+def normalize_namespace_map(mapping: Mapping[str | None, str | None] | None) -> dict[str, str]:
+    """A user's namespace renames with both sides normalised (see normalize_namespace)."""
+    return {normalize_namespace(k): normalize_namespace(v) for k, v in (mapping or {}).items()}
 
 
 def namespace_dir(index: str, namespace: str) -> str:
