@@ -36,6 +36,7 @@ import pytest
 
 from tests.cli.helpers import VECTRA, Result, expect, run_vectra
 from vectra_io import Client
+from vectra_io.engine.retry import RetryPolicy
 from vectra_io.errors import IndexNotFoundError
 from vectra_io.providers.base import IndexSpec, Provider
 from vectra_io.records import ID, METADATA, VALUES, dense_matrix, record_schema
@@ -326,7 +327,12 @@ def test_cli_round_trip(
         assert row["sample_checked"] == SAMPLE, row
         assert row["sample_mismatches"] == [] and row["reasons"] == [], row
 
-    with Client(url=source_url) as src, Client(url=target_url) as dst:
+    # a fresh connection from this process: a transient refusal is retried like the engine does
+    connect = RetryPolicy(max_attempts=5).call
+    with (
+        connect(lambda: Client(url=source_url)) as src,
+        connect(lambda: Client(url=target_url)) as dst,
+    ):
         source, target = src.backend, dst.backend
         assert sorted(target.list_namespaces(index)) == sorted(NAMESPACES)
         spec = target.describe_index(index)
