@@ -342,18 +342,28 @@ def test_snapshot_is_readable_by_pyarrow_and_duckdb(source: MemoryProvider, tmp_
     )
 
 
-def test_corrupted_part_is_refused_before_any_write(source: MemoryProvider, tmp_path: Path) -> None:
+@pytest.mark.parametrize("compression", ["zstd", "none"])
+def test_corrupted_part_is_refused_before_any_write(
+    source: MemoryProvider, tmp_path: Path, compression: str
+) -> None:
+    """Parts are decoded while their checksum is verified; still nothing may be written.
+
+    Uncompressed, the flipped byte lands in a float and the part decodes fine:
+    only the checksum can catch it. Compressed, decoding fails too, and the
+    checksum error is the one reported."""
     snap = tmp_path / "s"
     manifest = vectra_io.export_snapshot(
-        source, str(snap), indexes=["products"], namespaces=["tenant-1"]
+        source, str(snap), indexes=["products"], namespaces=["tenant-1"], compression=compression
     )
     part = manifest["indexes"]["products"]["namespaces"]["tenant-1"]["parts"][0]
     path = snap / part["path"]
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF
     path.write_bytes(bytes(data))
+    if compression == "none":
+        assert pq.read_table(path).num_rows == part["rows"]  # decodes: only the checksum knows
     target = MemoryProvider()
-    with pytest.raises(vectra_io.SnapshotError, match=part["path"]):
+    with pytest.raises(vectra_io.SnapshotError, match=f"{part['path']} is corrupt or truncated"):
         vectra_io.import_snapshot(str(snap), target)
     assert target.count("products", "tenant-1") == 0
 

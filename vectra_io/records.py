@@ -189,6 +189,23 @@ def dense_matrix(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
     return flat.to_numpy(zero_copy_only=False).reshape(-1, dim)
 
 
+def _non_finite_vectors(matrix: np.ndarray) -> np.ndarray:
+    """Rows of ``matrix`` with a NaN or infinite component.
+
+    A NaN or infinity always makes its row's sum non-finite, so row sums (one
+    pass, no temporary matrix, no BLAS threads) find the candidates; a sum can
+    also overflow from large finite values, so candidates are checked element-wise.
+    """
+    if not matrix.size:
+        return np.zeros(len(matrix), dtype=bool)
+    with np.errstate(over="ignore", invalid="ignore"):
+        suspect = ~np.isfinite(np.einsum("ij->i", matrix))
+    if suspect.any():
+        rows = np.flatnonzero(suspect)
+        suspect[rows] = ~np.isfinite(matrix[rows]).all(axis=1)
+    return suspect
+
+
 def non_finite_rows(batch: pa.RecordBatch) -> np.ndarray:
     """A boolean mask of the rows holding a NaN or infinite vector component."""
     bad = np.zeros(batch.num_rows, dtype=bool)
@@ -201,7 +218,7 @@ def non_finite_rows(batch: pa.RecordBatch) -> np.ndarray:
                     if col.null_count == 0
                     else col.is_valid().to_numpy(zero_copy_only=False)
                 )
-                bad |= valid & ~np.isfinite(dense_matrix(col)).all(axis=1)
+                bad |= valid & _non_finite_vectors(dense_matrix(col))
         elif name == SPARSE:
             vals = pc.struct_field(batch.column(name), "values")
             flat = pc.list_flatten(vals)

@@ -7,10 +7,11 @@ the target's limits and upserted with at most ``concurrency`` writes in flight.
 
 from __future__ import annotations
 
-import contextlib
+import collections
 import logging
 import math
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -29,11 +30,11 @@ from ..errors import (
 )
 from ..providers.base import METRICS, UNKNOWN_METRIC, IndexSpec, Provider
 from ..records import conform, split_invalid
+from ..snapshot import layout
 from ..snapshot import manifest as mf
 from ..snapshot.layout import normalize_namespace, normalize_namespace_map
-from ..snapshot.parts import VerifiedPart, check_part_schema, verify_part
+from ..snapshot.parts import PendingPart, check_part_schema, verify_part
 from ..snapshot.storage import SnapshotStore
-from .export import prefetch
 from .progress import Progress, ProgressCallback
 from .retry import RetryPolicy
 from .state import ImportState, claimed, read_failed
@@ -175,7 +176,7 @@ class PartJob:
 
     def run(
         self,
-        verified: VerifiedPart,
+        part: PendingPart,
         pool: UpsertPool,
         chunk_size: int,
         progress: Progress,
@@ -183,61 +184,111 @@ class PartJob:
     ) -> list[RecordFailure]:
         """Queue the part's chunks on the pool (skipping those the state says are done).
 
+        The part is decoded while its checksum is still being verified (when it is
+        on local disk), but no chunk is queued before the check has passed.
         Returns the records rejected as invalid (never written).
         """
         path = self.path
-        invalid = []
+        invalid: list[RecordFailure] = []
         done = state.chunks_done(path, chunk_size) if state else set()
         tracker = _PartTracker(state, path, chunk_size)
-        pf = verified.open()
         try:
-            check_part_schema(pf, self.expected, path)
-            for number, raw in enumerate(read_chunks(pf, chunk_size)):
-                if number in done:
-                    progress.skip(raw.num_rows, 1)
-                    pool.count(self.target_index, self.target_namespace)["skipped"] += raw.num_rows
-                    continue
-                try:
-                    batch = conform(raw, self.spec)
-                except ValueError as exc:
-                    raise SnapshotError(f"part {path}: {exc}") from exc
-                clean, bad_ids = split_invalid(batch)
-                if bad_ids:
-                    invalid.append(
-                        RecordFailure(
-                            self.target_index,
-                            self.target_namespace,
-                            bad_ids,
-                            "NaN or infinite value in a vector; record not written",
-                            path,
-                            "invalid",
-                        )
-                    )
-                    progress.add(0, 0, failed=len(bad_ids))
-                    pool.count(self.target_index, self.target_namespace)["failed"] += len(bad_ids)
-                settle = tracker.chunk(number)
-                if clean.num_rows:
-                    pool.submit(
-                        WriteTask(self.target_index, self.target_namespace, clean, path, settle)
-                    )
-                else:
-                    settle()
-        finally:
-            pf.close()
+            pf = part.open()
+            try:
+                check_part_schema(pf, self.expected, path)
+            finally:
+                pf.close()
+            for number, raw in enumerate(read_chunks(part.open, chunk_size)):
+                if number == 0:
+                    part.verified()
+                self._queue(number, raw, done, tracker, pool, progress, invalid)
+            part.verified()  # also a part without rows is checked before it counts as done
+        except Exception:
+            part.verified()  # a part that fails its checksum: that is the error to report
+            raise
         tracker.all_submitted()
         return invalid
 
+    def _queue(
+        self,
+        number: int,
+        raw: pa.RecordBatch,
+        done: set[int],
+        tracker: _PartTracker,
+        pool: UpsertPool,
+        progress: Progress,
+        invalid: list[RecordFailure],
+    ) -> None:
+        path = self.path
+        if number in done:
+            progress.skip(raw.num_rows, 1)
+            pool.count(self.target_index, self.target_namespace)["skipped"] += raw.num_rows
+            return
+        try:
+            batch = conform(raw, self.spec)
+        except ValueError as exc:
+            raise SnapshotError(f"part {path}: {exc}") from exc
+        clean, bad_ids = split_invalid(batch)
+        if bad_ids:
+            invalid.append(
+                RecordFailure(
+                    self.target_index,
+                    self.target_namespace,
+                    bad_ids,
+                    "NaN or infinite value in a vector; record not written",
+                    path,
+                    "invalid",
+                )
+            )
+            progress.add(0, 0, failed=len(bad_ids))
+            pool.count(self.target_index, self.target_namespace)["failed"] += len(bad_ids)
+        settle = tracker.chunk(number)
+        if clean.num_rows:
+            pool.submit(WriteTask(self.target_index, self.target_namespace, clean, path, settle))
+        else:
+            settle()
 
-def read_chunks(pf: pq.ParquetFile, chunk_size: int) -> Iterator[pa.RecordBatch]:
+
+def read_chunks(
+    open_part: Callable[[], pq.ParquetFile], chunk_size: int, workers: int | None = None
+) -> Iterator[pa.RecordBatch]:
     """The part's records in chunks of ``chunk_size`` rows (fewer at a row group's end).
 
-    Row groups are decoded one ahead in a background thread, so decompression
-    overlaps with the writes. The chunking depends only on the file and
-    ``chunk_size``, so chunk numbers are stable across runs (import state).
+    Row groups are decoded by a small pool of threads (each with its own file
+    handle), up to ``workers`` ahead of the consumer and yielded in file order,
+    so decompression overlaps with the writes. The chunking depends only on the
+    file and ``chunk_size``, so chunk numbers are stable across runs (import state).
     """
-    groups = (pf.read_row_group(i) for i in range(pf.num_row_groups))
-    for table in prefetch(groups):
-        yield from table.combine_chunks().to_batches(max_chunksize=chunk_size)
+    workers = workers or min(4, os.cpu_count() or 1)
+    local = threading.local()
+    handles: list[pq.ParquetFile] = []
+    lock = threading.Lock()
+
+    def decode(group: int) -> pa.Table:
+        pf = getattr(local, "pf", None)
+        if pf is None:
+            pf = local.pf = open_part()
+            with lock:
+                handles.append(pf)
+        return pf.read_row_group(group, use_threads=False)
+
+    first = open_part()
+    try:
+        groups = first.num_row_groups
+    finally:
+        first.close()
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="vectra-decode")
+    ahead: collections.deque[Future[pa.Table]] = collections.deque()
+    try:
+        for group in range(groups):
+            while len(ahead) <= workers and group + len(ahead) < groups:
+                ahead.append(pool.submit(decode, group + len(ahead)))
+            table = ahead.popleft().result()
+            yield from table.combine_chunks().to_batches(max_chunksize=chunk_size)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        for pf in handles:
+            pf.close()
 
 
 class _PartTracker:
@@ -268,36 +319,30 @@ class _PartTracker:
             self.state.mark_part(self.path, self.chunk_size)
 
 
-def verified_ahead(
-    store: SnapshotStore, jobs: list[PartJob]
-) -> Iterator[tuple[PartJob, VerifiedPart]]:
-    """Each job with its verified part; the next part is checked while this one imports."""
+def parts_ahead(store: SnapshotStore, jobs: list[PartJob]) -> Iterator[tuple[PartJob, PendingPart]]:
+    """Each job with its part under verification; the next part is checked while this one
+    imports. The consumer releases each part it receives."""
     if not jobs:
         return
+
+    def pending(job: PartJob) -> PendingPart:
+        relpath = layout.checked_relpath(job.path)
+        local = store.local_path(relpath) if store.local else None
+        return PendingPart(verifier.submit(verify_part, store, job.part), relpath, local)
+
     with ThreadPoolExecutor(1, thread_name_prefix="vectra-verify") as verifier:
-        ahead: Future[VerifiedPart] = verifier.submit(verify_part, store, jobs[0].part)
+        ahead = pending(jobs[0])
         for i, job in enumerate(jobs):
             current = ahead
-            if i + 1 < len(jobs):
-                ahead = verifier.submit(verify_part, store, jobs[i + 1].part)
             try:
-                verified = current.result()
+                if i + 1 < len(jobs):
+                    ahead = pending(jobs[i + 1])
+                yield job, current
             except BaseException:
-                _discard(ahead)
+                ahead.release()
                 raise
-            try:
-                yield job, verified
-            except BaseException:
-                _discard(ahead)
-                raise
-        _discard(ahead)
-
-
-def _discard(fut: Future[VerifiedPart]) -> None:
-    """Release a look-ahead verification that will not be used."""
-    if not fut.cancel():
-        with contextlib.suppress(BaseException):
-            fut.result().release()
+        if ahead is not current:
+            ahead.release()
 
 
 def import_snapshot(
@@ -415,12 +460,12 @@ def import_snapshot(
                         ]
                     else:
                         todo.append(job)
-                for job, verified in verified_ahead(store, todo):
+                for job, part in parts_ahead(store, todo):
                     progress.at(job.target_index, job.target_namespace)
                     try:
-                        invalid += job.run(verified, pool, chunk_size, progress, run_state)
+                        invalid += job.run(part, pool, chunk_size, progress, run_state)
                     finally:
-                        verified.release()
+                        part.release()
                 pool.drain()
     finally:  # what settled is a fact, also when the run is interrupted
         if run_state is not None:

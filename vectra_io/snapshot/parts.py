@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import mmap
 import os
 import shutil
 import tempfile
@@ -167,13 +168,20 @@ class _TailHash:
 
 
 def file_sha256(path: str) -> tuple[str, int]:
+    """SHA-256 and size of a local file, hashed from a memory map (no copy through read())."""
     h = hashlib.sha256()
-    size = 0
     with open(path, "rb", buffering=0) as f:
-        while block := f.read(_READ_BLOCK):
-            h.update(block)
-            size += len(block)
-    return h.hexdigest(), size
+        size = os.fstat(f.fileno()).st_size
+        if size == 0:
+            return h.hexdigest(), 0
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+            view = memoryview(mapped)
+            try:
+                for start in range(0, len(view), _READ_BLOCK):
+                    h.update(view[start : start + _READ_BLOCK])
+            finally:
+                view.release()
+            return h.hexdigest(), len(mapped)
 
 
 def sha256_of(store: SnapshotStore, relpath: str, copy_to: str | None = None) -> tuple[str, int]:
@@ -200,16 +208,44 @@ class VerifiedPart:
         self._tmpdir = tmpdir
 
     def open(self) -> pq.ParquetFile:
-        try:
-            return pq.ParquetFile(self.local, memory_map=True)
-        except (pa.ArrowException, OSError) as exc:
-            raise SnapshotError(
-                f"part {self.relpath} is not a readable Parquet file: {exc}"
-            ) from exc
+        return open_part_file(self.local, self.relpath)
 
     def release(self) -> None:
         if self._tmpdir:
             shutil.rmtree(self._tmpdir, ignore_errors=True)
+
+
+def open_part_file(local: str, relpath: str) -> pq.ParquetFile:
+    try:
+        return pq.ParquetFile(local, memory_map=True)
+    except (pa.ArrowException, OSError) as exc:
+        raise SnapshotError(f"part {relpath} is not a readable Parquet file: {exc}") from exc
+
+
+class PendingPart:
+    """A part whose verification runs in the background.
+
+    A part on local disk can be opened and decoded while it is being checked;
+    nothing read from it may be written before :meth:`verified` returns.
+    """
+
+    def __init__(self, check: Future[VerifiedPart], relpath: str, local: str | None) -> None:
+        self.check = check
+        self.relpath = relpath
+        self.local = local
+
+    def verified(self) -> VerifiedPart:
+        """Wait for the check; raises :class:`SnapshotError` when the part is bad."""
+        return self.check.result()
+
+    def open(self) -> pq.ParquetFile:
+        return open_part_file(self.local or self.verified().local, self.relpath)
+
+    def release(self) -> None:
+        """Drop the part (after its check, which may still be writing a local copy)."""
+        if not self.check.cancel():
+            with contextlib.suppress(BaseException):
+                self.check.result().release()
 
 
 def verify_part(store: SnapshotStore, part: dict[str, Any]) -> VerifiedPart:
