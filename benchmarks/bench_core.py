@@ -8,9 +8,9 @@ Prints vectors/s for export and import, the same for a bare
 and peak RSS. The four are timed in interleaved rounds (``--repeat``, default 5):
 the best of each side gives the headline ratio, and the per-round ratios show
 how much a noisy machine moved it. The import includes checking every part's
-SHA-256, which the bare read does not do. Then, with a generating source and a counting sink (no store
-holds the data), the peak RSS of exporting and importing 100,000 and 1,000,000
-vectors, each in its own subprocess, and their ratio.
+SHA-256, which the bare read does not do. Then, with a generating source and a
+counting sink (no store holds the data), the peak RSS of exporting and importing
+100,000 and 1,000,000 vectors, each in its own subprocess, and their ratio.
 """
 
 from __future__ import annotations

@@ -225,6 +225,8 @@ def run_import(
             "vectors_per_s": n / wall,
             "requests": len(upserts),
             "max_in_flight": max_in_flight(upserts),
+            "mean_in_flight": sum(t1 - t0 for t0, t1, _ in upserts) / wall,
+            "double_ms": 1000 * sum(t1 - t0 for t0, t1, _ in upserts) / max(len(upserts), 1),
             "process_cpu_s": cpu,
         }
     finally:
@@ -301,7 +303,9 @@ def main() -> None:
             print(
                 f"concurrency {c:>2}: {r['vectors_per_s']:>9,.0f} vectors/s "
                 f"({r['seconds']:.1f} s, {r['requests']} upserts, at most "
-                f"{r['max_in_flight']} in flight, process CPU {r['process_cpu_s']:.1f} s)"
+                f"{r['max_in_flight']} in flight, {r['mean_in_flight']:.1f} on average, "
+                f"{r['double_ms']:.0f} ms each inside the double, "
+                f"importer process CPU {r['process_cpu_s']:.1f} s)"
             )
         if len(results) >= 2:
             speedup = results[-1]["vectors_per_s"] / results[0]["vectors_per_s"]

@@ -9,16 +9,14 @@ without skipping or repeating records.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from ..errors import ConfigError, RecordFailure, RetryableError, SnapshotError
 from ..providers.base import Cursor, IndexSpec, Provider, ScanPage
@@ -30,6 +28,7 @@ from ..snapshot.parts import (
     DEFAULT_COMPRESSION,
     DEFAULT_PART_BYTES,
     DEFAULT_PART_ROWS,
+    ROW_GROUP_BYTES,
     PartInfo,
     PartWriter,
 )
@@ -41,6 +40,7 @@ from .writer import group_by_reason
 log = logging.getLogger("vectra_io.export")
 MAX_REJECTED_IDS = 1000
 NON_FINITE = "NaN or infinite value in a vector; record not written"
+T = TypeVar("T")
 
 
 def resumable_scan(
@@ -72,41 +72,72 @@ def resumable_scan(
             retry.backoff(exc, attempt, started, f"scan of {index!r} namespace {namespace!r}")
 
 
-def prefetch(it: Iterator[Any], depth: int = 1) -> Iterator[Any]:
-    """Run ``it`` in a background thread, ``depth`` items ahead of the consumer."""
-    q: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
+def prefetch(
+    it: Iterator[T],
+    depth: int = 1,
+    *,
+    max_bytes: int | None = None,
+    size: Callable[[T], int] | None = None,
+) -> Iterator[T]:
+    """Run ``it`` in a background thread ahead of the consumer.
+
+    It runs ``depth`` items ahead; with ``max_bytes`` (and ``size`` giving an
+    item's bytes) it runs as many items ahead as fit in ``max_bytes`` instead,
+    always at least one.
+    """
+    ready: deque[tuple[str, Any, int]] = deque()
+    cond = threading.Condition()
+    held = [0, 0]  # items, bytes waiting for the consumer
     stop = threading.Event()
+
+    def room(nbytes: int) -> bool:
+        if held[0] == 0:
+            return True
+        if max_bytes is not None:
+            return held[1] + nbytes <= max_bytes
+        return held[0] < depth
+
+    def put(kind: str, value: Any, nbytes: int = 0) -> bool:
+        with cond:
+            while not stop.is_set() and not room(nbytes):
+                cond.wait(0.1)
+            if stop.is_set():
+                return False
+            ready.append((kind, value, nbytes))
+            held[0] += 1
+            held[1] += nbytes
+            cond.notify_all()
+            return True
 
     def run() -> None:
         try:
             for item in it:
-                while not stop.is_set():
-                    try:
-                        q.put(("item", item), timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not put("item", item, size(item) if size and max_bytes else 0):
                     return
-            q.put(("end", None))
+            put("end", None)
         except BaseException as exc:
-            q.put(("error", exc))
+            put("error", exc)
 
     thread = threading.Thread(target=run, name="vectra-prefetch", daemon=True)
     thread.start()
     try:
         while True:
-            kind, value = q.get()
+            with cond:
+                while not ready:
+                    cond.wait()
+                kind, value, nbytes = ready.popleft()
+                held[0] -= 1
+                held[1] -= nbytes
+                cond.notify_all()
             if kind == "end":
                 return
             if kind == "error":
                 raise value
             yield value
     finally:
-        stop.set()
-        while thread.is_alive():
-            with contextlib.suppress(queue.Empty):
-                q.get(timeout=0.05)
+        with cond:
+            stop.set()
+            cond.notify_all()
         thread.join()
 
 
@@ -282,8 +313,11 @@ class _NamespaceJob:
         writer: PartWriter | None = None
         rejected: list[str] = []  # ids rejected since the last part
         try:
+            # the scan runs up to a row group ahead, so it keeps up while one is written
             pages = prefetch(
-                resumable_scan(src, index, namespace, batch_size, ns_entry["cursor"], retry)
+                resumable_scan(src, index, namespace, batch_size, ns_entry["cursor"], retry),
+                max_bytes=ROW_GROUP_BYTES,
+                size=lambda page: int(page.batch.nbytes),
             )
             for batch, page_cursor, unreadable in pages:
                 clean, bad_ids = split_invalid(conform(batch, spec))

@@ -152,9 +152,16 @@ class _TailHash:
         self._size = 0
 
     def catch_up(self) -> None:
+        grew = False
         while block := self._file.read(_READ_BLOCK):
             self._sha.update(block)
             self._size += len(block)
+            grew = True
+        if grew:
+            # flush what is written so far from this background thread, so the fsync
+            # that commits the part has only the tail left to write
+            with contextlib.suppress(OSError):
+                os.fdatasync(self._file.fileno())
 
     def finish(self) -> tuple[str, int]:
         try:
