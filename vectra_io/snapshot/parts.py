@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import mmap
 import os
 import shutil
 import tempfile
@@ -175,20 +174,19 @@ class _TailHash:
 
 
 def file_sha256(path: str) -> tuple[str, int]:
-    """SHA-256 and size of a local file, hashed from a memory map (no copy through read())."""
+    """SHA-256 and size of a local file, read into one reused buffer.
+
+    Not through a memory map: mapped pages would count in the process's RSS.
+    """
     h = hashlib.sha256()
+    size = 0
+    buf = bytearray(_READ_BLOCK)
+    view = memoryview(buf)
     with open(path, "rb", buffering=0) as f:
-        size = os.fstat(f.fileno()).st_size
-        if size == 0:
-            return h.hexdigest(), 0
-        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
-            view = memoryview(mapped)
-            try:
-                for start in range(0, len(view), _READ_BLOCK):
-                    h.update(view[start : start + _READ_BLOCK])
-            finally:
-                view.release()
-            return h.hexdigest(), len(mapped)
+        while got := f.readinto(buf):
+            h.update(view[:got])
+            size += got
+    return h.hexdigest(), size
 
 
 def sha256_of(store: SnapshotStore, relpath: str, copy_to: str | None = None) -> tuple[str, int]:
