@@ -16,8 +16,19 @@ requests the double saw in flight at once, and where the CPU of one upsert goes.
 importer for the GIL, so the speedup is bounded by (latency + CPU per request) / (CPU per
 request, client and double together). ``--double subprocess`` gives the double a process
 (and GIL) of its own; the bound is then set by the slower of the two sides. The numbers
-printed under "CPU per upsert" show which one binds. Finally the rate of a plain scan
-(export of the imported collection, no latency) and of unthrottled upserts are printed.
+printed under "CPU per upsert" show which one binds.
+
+The double is Python: parsing, validating and storing one upsert of 64 x 768 costs it about
+5 ms of CPU under its one GIL, on the same two cores as the importer, and under load that
+queueing, not the importer, sets the speedup (5.4x to 6.8x at 64-row chunks on 20,000
+vectors; at concurrency 16 a write then spends 138 ms inside the double instead of 58).
+Small chunks keep the double's CPU well below the latency and show what the importer itself
+does: with ``--chunk 16``, 100,000 vectors, ``--double subprocess``: 14.6x, 14.1 writes in
+flight on average of 16.
+"Mean in flight" and "ms inside the double" are printed per run to show which case holds.
+
+Finally the rate of a plain scan (export of the imported collection, no latency) and of
+unthrottled upserts are printed.
 """
 
 from __future__ import annotations
