@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import threading
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -376,8 +377,63 @@ def test_concurrent_writes_are_committed_in_groups() -> None:
     assert sorted(commits[1]) == sorted([f"a{k}" for k in range(1, 8)] + ["shared"])
 
 
+def test_groups_with_disjoint_keys_commit_at_once() -> None:
+    writer = _TableWriter(slots=2)
+    both = threading.Barrier(2, timeout=10)  # breaks unless two commits run together
+    errors: list[BaseException] = []
+
+    def commit(data: pa.Table) -> None:
+        both.wait()
+
+    def write(rid: str) -> None:
+        try:
+            writer.write(pa.table({"id": [rid], "namespace": [""]}), commit)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(rid,)) for rid in ("x", "y")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+
+
+def test_a_write_sharing_a_key_waits_for_the_running_merge() -> None:
+    writer = _TableWriter(slots=2)
+    entered, gate = threading.Event(), threading.Event()
+    spans: dict[str, list[float]] = {}
+
+    def commit(data: pa.Table) -> None:
+        ids = data.column("id").to_pylist()
+        start = time.monotonic()
+        if ids == ["k"]:
+            entered.set()
+            gate.wait(10)
+        spans[",".join(ids)] = [start, time.monotonic()]
+
+    first = threading.Thread(
+        target=writer.write, args=(pa.table({"id": ["k"], "namespace": [""]}), commit)
+    )
+    first.start()
+    assert entered.wait(10)
+    second = threading.Thread(
+        target=writer.write, args=(pa.table({"id": ["k", "m"], "namespace": ["", ""]}), commit)
+    )
+    second.start()
+    time.sleep(0.2)  # a free slot, but the key is held: the second merge must not start
+    assert "k,m" not in spans
+    gate.set()
+    first.join()
+    second.join()
+    assert spans["k,m"][0] >= spans["k"][1]
+
+
 def test_failed_group_commit_keeps_errors_with_their_writes() -> None:
-    group = [_PendingWrite(pa.table({"id": [f"r{k}"], "namespace": [""]})) for k in range(3)]
+    group = [
+        _PendingWrite(pa.table({"id": [f"r{k}"], "namespace": [""]}), frozenset({("", f"r{k}")}))
+        for k in range(3)
+    ]
 
     def commit(data: pa.Table) -> None:
         if "r1" in data.column("id").to_pylist():

@@ -188,45 +188,73 @@ GROUP_MAX_ROWS = 20_000
 GROUP_MAX_BYTES = 128 * 1024 * 1024
 
 
+#: group commits that may run at once on one table (with disjoint keys)
+COMMIT_SLOTS = 2
+
+
 @dataclass
 class _PendingWrite:
     data: pa.Table
+    keys: frozenset[tuple[str, str]]
     done: bool = False
     error: BaseException | None = None
 
 
 class _TableWriter:
-    """Serialises the writes to one table and commits concurrent ones together.
+    """Commits the writes to one table in groups, at most ``COMMIT_SLOTS`` groups at once.
 
-    Each ``upsert`` queues its rows and waits for the table's write lock. The thread
-    that gets the lock commits every write queued so far (up to ``GROUP_MAX_ROWS``)
-    in one ``merge_insert``; the others find theirs done when they get the lock. A
-    call returns only after its own rows are committed. The cost of a merge_insert is
-    dominated by the scan of the table's keys, not by the rows written, so 8 writers
-    of 500 rows cost about one merge of 4,000 rows instead of eight.
+    Each ``upsert`` queues its rows. A thread that finds a free slot takes every write
+    queued so far (in order, up to ``GROUP_MAX_ROWS``) and commits them in one
+    ``merge_insert``; the others find theirs done. A call returns only after its own
+    rows are committed. Fewer, larger merges cost less than many small ones, and two
+    merges overlap on two cores (measured 42k rows/s serial, 61k with two slots).
+
+    Two merges never hold the same key: concurrent ``merge_insert`` calls that insert
+    the same new key both insert it (lance-format/lance#4585). A group stops before
+    the first write sharing a key with a running group, and waits for it, so writes
+    of one key also commit in their order.
     """
 
-    def __init__(self) -> None:
-        self.lock = threading.Lock()  # held while committing
-        self.guard = threading.Lock()  # protects the queue
+    def __init__(self, slots: int = COMMIT_SLOTS) -> None:
+        self.slots = slots
+        self.cond = threading.Condition()
         self.queue: list[_PendingWrite] = []
+        self.running: list[frozenset[tuple[str, str]]] = []  # keys of the groups committing
 
     def write(self, data: pa.Table, commit: Any) -> None:
-        item = _PendingWrite(data)
-        with self.guard:
+        namespace = data.column(NAMESPACE_COLUMN)
+        keys = frozenset(
+            zip(namespace.to_pylist(), data.column(ID_COLUMN).to_pylist(), strict=True)
+        )
+        item = _PendingWrite(data, keys)
+        with self.cond:
             self.queue.append(item)
         while True:
-            with self.lock:
+            with self.cond:
+                while not item.done and (len(self.running) >= self.slots or not self._ready()):
+                    self.cond.wait()
                 if item.done:
                     break
-                with self.guard:
-                    group = _take_group(self.queue)
+                group = _take_group(self.queue, self.running)
+                held = frozenset().union(*(g.keys for g in group))
+                self.running.append(held)
+            try:
                 _commit_group(group, commit)
+            finally:
+                with self.cond:
+                    self.running.remove(held)
+                    self.cond.notify_all()
         if item.error is not None:
             raise item.error
 
+    def _ready(self) -> bool:
+        """Whether the first queued write can be committed now."""
+        return bool(self.queue) and not any(self.queue[0].keys & k for k in self.running)
 
-def _take_group(queue: list[_PendingWrite]) -> list[_PendingWrite]:
+
+def _take_group(
+    queue: list[_PendingWrite], running: list[frozenset[tuple[str, str]]]
+) -> list[_PendingWrite]:
     rows = nbytes = 0
     count = 0
     for item in queue:
@@ -235,6 +263,8 @@ def _take_group(queue: list[_PendingWrite]) -> list[_PendingWrite]:
             or nbytes + item.data.nbytes > GROUP_MAX_BYTES
         ):
             break
+        if any(item.keys & k for k in running):
+            break  # shares a key with a running merge: it waits, and so does all behind it
         rows += item.data.num_rows
         nbytes += item.data.nbytes
         count += 1
