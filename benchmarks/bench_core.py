@@ -6,9 +6,11 @@
 Prints vectors/s for export and import, the same for a bare
 ``pyarrow.parquet.write_table`` / ``read_table`` of the same table, the ratios,
 and peak RSS. The four are timed in interleaved rounds (``--repeat``, default 5):
-the best of each side gives the headline ratio, and the per-round ratios show
-how much a noisy machine moved it. The import includes checking every part's
-SHA-256, which the bare read does not do. Then, with a generating source and a
+each round times the engine and bare pyarrow back to back, so the median of the
+per-round ratios is the ratio to read on a noisy machine (a single fast bare
+round can move the best-of ratio by 0.2 here); the best of each side is printed
+too. The import includes checking every part's SHA-256, which the bare read does
+not do. Then, with a generating source and a
 counting sink (no store holds the data), the peak RSS of exporting and importing
 100,000 and 1,000,000 vectors, each in its own subprocess, and their ratio.
 """
