@@ -74,12 +74,13 @@ with a :class:`~vectra_io.errors.FatalError` telling to restart the export.
 Concurrency
 -----------
 The writes to one table go through one queue per process and table (shared by
-every provider object on the same database): a writer that gets the table's
-lock commits every write queued so far in one ``merge_insert`` (group commit),
-and each ``upsert`` call returns only once its own rows are committed. Unlocked,
-8 concurrent ``merge_insert`` calls contend for the cores and conflict when they
-touch the same fragments; one merge of 4,000 rows costs about what one of 500
-does (the scan of the table's keys dominates). Reads are not locked. Other
+every provider object on the same database): a writer that gets one of the
+table's ``COMMIT_SLOTS`` (2) commits every write queued so far in one
+``merge_insert`` (group commit), and each ``upsert`` call returns only once its
+own rows are committed. Two groups run at once only when no key is in both:
+concurrent merges that insert the same new key would both insert it
+(lance-format/lance#4585). Measured on 100,000 x 768 rows in groups of 5,000:
+42k rows/s with one merge at a time, 61k with two. Reads are not locked. Other
 processes are handled by Lance's optimistic commits; a commit conflict that
 LanceDB does not resolve itself surfaces as a
 :class:`~vectra_io.errors.RetryableError`.
