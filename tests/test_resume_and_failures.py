@@ -192,8 +192,12 @@ def test_fatal_errors_abort_the_import(snapshot) -> None:
         def upsert(self, index, batch, namespace=""):  # type: ignore[no-untyped-def]
             raise AuthError("credentials refused")
 
-    with pytest.raises(AuthError):
-        vectra_io.import_snapshot(snap, Locked("locked"), chunk_size=100)
+    with pytest.raises(AuthError) as raised:
+        vectra_io.import_snapshot(snap, Locked("locked"), chunk_size=100, concurrency=1)
+    # the part's decoders stopped before the error left the import (the traceback,
+    # kept alive here, still references the import's frames)
+    decoding = [t.name for t in threading.enumerate() if t.name.startswith("vectra-decode")]
+    assert not decoding and raised.traceback
 
     class Broken(MemoryProvider):
         def upsert(self, index, batch, namespace=""):  # type: ignore[no-untyped-def]

@@ -8,12 +8,13 @@ the target's limits and upserted with at most ``concurrency`` writes in flight.
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import math
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any, Literal
@@ -198,10 +199,12 @@ class PartJob:
                 check_part_schema(pf, self.expected, path)
             finally:
                 pf.close()
-            for number, raw in enumerate(read_chunks(part.open, chunk_size)):
-                if number == 0:
-                    part.verified()
-                self._queue(number, raw, done, tracker, pool, progress, invalid)
+            # closed here, explicitly: its decoders stop before the caller releases the part
+            with contextlib.closing(read_chunks(part.open, chunk_size)) as chunks:
+                for number, raw in enumerate(chunks):
+                    if number == 0:
+                        part.verified()
+                    self._queue(number, raw, done, tracker, pool, progress, invalid)
             part.verified()  # also a part without rows is checked before it counts as done
         except Exception:
             part.verified()  # a part that fails its checksum: that is the error to report
@@ -251,7 +254,7 @@ class PartJob:
 
 def read_chunks(
     open_part: Callable[[], pq.ParquetFile], chunk_size: int, workers: int | None = None
-) -> Iterator[pa.RecordBatch]:
+) -> Generator[pa.RecordBatch, None, None]:
     """The part's records in chunks of ``chunk_size`` rows (fewer at a row group's end).
 
     Row groups are decoded by a small pool of threads (each with its own file
