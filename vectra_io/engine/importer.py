@@ -197,10 +197,11 @@ class PartJob:
             pf = part.open()
             try:
                 check_part_schema(pf, self.expected, path)
+                groups = pf.num_row_groups
             finally:
                 pf.close()
             # closed here, explicitly: its decoders stop before the caller releases the part
-            with contextlib.closing(read_chunks(part.open, chunk_size)) as chunks:
+            with contextlib.closing(read_chunks(part.open, groups, chunk_size)) as chunks:
                 for number, raw in enumerate(chunks):
                     if number == 0:
                         part.verified()
@@ -253,9 +254,13 @@ class PartJob:
 
 
 def read_chunks(
-    open_part: Callable[[], pq.ParquetFile], chunk_size: int, workers: int | None = None
+    open_part: Callable[[], pq.ParquetFile],
+    groups: int,
+    chunk_size: int,
+    workers: int | None = None,
 ) -> Generator[pa.RecordBatch, None, None]:
-    """The part's records in chunks of ``chunk_size`` rows (fewer at a row group's end).
+    """The records of a part of ``groups`` row groups in chunks of ``chunk_size`` rows
+    (fewer at a row group's end).
 
     Row groups are decoded by a small pool of threads (each with its own file
     handle), up to ``workers`` ahead of the consumer and yielded in file order,
@@ -275,11 +280,6 @@ def read_chunks(
                 handles.append(pf)
         return pf.read_row_group(group, use_threads=False)
 
-    first = open_part()
-    try:
-        groups = first.num_row_groups
-    finally:
-        first.close()
     pool = ThreadPoolExecutor(workers, thread_name_prefix="vectra-decode")
     ahead: collections.deque[Future[pa.Table]] = collections.deque()
     try:
@@ -342,7 +342,8 @@ def parts_ahead(store: SnapshotStore, jobs: list[PartJob]) -> Iterator[tuple[Par
                     ahead = pending(jobs[i + 1])
                 yield job, current
             except BaseException:
-                ahead.release()
+                if ahead is not current:  # the current part is the consumer's to release
+                    ahead.release()
                 raise
         if ahead is not current:
             ahead.release()

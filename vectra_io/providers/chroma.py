@@ -1007,14 +1007,7 @@ class _Rows:
         )
 
     def without(self, pos: int) -> _Rows:
-        keep = [i for i in range(len(self.ids)) if i != pos]
-        return _Rows(
-            [self.ids[i] for i in keep],
-            self.vectors[keep],
-            [self.metas[i] for i in keep],
-            [self.docs[i] for i in keep],
-            [self.uris[i] for i in keep],
-        )
+        return self.take([i for i in range(len(self.ids)) if i != pos])
 
 
 class _Refused(ValueError):

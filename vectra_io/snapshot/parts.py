@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import os
 import shutil
 import tempfile
@@ -149,13 +150,11 @@ class _TailHash:
         self._file = open(path, "rb", buffering=0)  # noqa: SIM115 - closed by finish()/close()
         self._sha = hashlib.sha256()
         self._size = 0
+        self._buf = bytearray(_READ_BLOCK)
 
     def catch_up(self) -> None:
-        grew = False
-        while block := self._file.read(_READ_BLOCK):
-            self._sha.update(block)
-            self._size += len(block)
-            grew = True
+        grew = _hash_to_end(self._file, self._sha, self._buf)
+        self._size += grew
         if grew:
             # flush what is written so far from this background thread, so the fsync
             # that commits the part has only the tail left to write
@@ -179,14 +178,19 @@ def file_sha256(path: str) -> tuple[str, int]:
     Not through a memory map: mapped pages would count in the process's RSS.
     """
     h = hashlib.sha256()
-    size = 0
-    buf = bytearray(_READ_BLOCK)
-    view = memoryview(buf)
     with open(path, "rb", buffering=0) as f:
-        while got := f.readinto(buf):
-            h.update(view[:got])
-            size += got
+        size = _hash_to_end(f, h, bytearray(_READ_BLOCK))
     return h.hexdigest(), size
+
+
+def _hash_to_end(f: io.RawIOBase, h: Any, buf: bytearray) -> int:
+    """Feed ``h`` what is left of ``f``, through ``buf``; returns the bytes read."""
+    view = memoryview(buf)
+    size = 0
+    while got := f.readinto(buf):
+        h.update(view[:got])
+        size += got
+    return size
 
 
 def sha256_of(store: SnapshotStore, relpath: str, copy_to: str | None = None) -> tuple[str, int]:
