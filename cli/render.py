@@ -330,7 +330,7 @@ def validate_result(console: Console, result: dict[str, Any]) -> None:
         console.print(
             f"Snapshot {result['snapshot']} is valid: {count(result['parts_checked'])} parts, "
             f"{count(result['rows_checked'])} records, {human_bytes(result['bytes_checked'])} "
-            "checked (size, sha256, rows, schema).",
+            "checked (size, sha256 and crc32, rows, schema).",
             markup=False,
             highlight=False,
         )

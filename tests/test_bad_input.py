@@ -3,7 +3,6 @@ is written from a part that failed its checks."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -19,7 +18,7 @@ from vectra_io.errors import SnapshotError
 from vectra_io.providers.base import IndexSpec
 from vectra_io.providers.memory import MemoryProvider
 
-from .util import make_records, seed
+from .util import make_records, reseal_part, seed
 
 
 @pytest.fixture
@@ -113,8 +112,7 @@ def rewrite_part(snap: Path, part: dict[str, Any], table: pa.Table) -> None:
     m = manifest_of(snap)
     for p in parts_of(m):
         if p["path"] == part["path"]:
-            p["bytes"] = path.stat().st_size
-            p["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+            reseal_part(p, path.read_bytes())
     save_manifest(snap, m)
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import zlib
 from typing import Any
 
 import numpy as np
@@ -15,6 +17,15 @@ SPECIAL_FLOATS = np.array(
     [-0.0, 1e-45, -1e-45, 1.1754942e-38, 3.4028235e38, -3.4028235e38, 1.0, 0.1],
     dtype=np.float32,
 )
+
+
+def reseal_part(part: dict[str, Any], data: bytes) -> None:
+    """Make a manifest part entry agree with new file bytes (size and both digests)."""
+    part.update(
+        bytes=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+        crc32=f"{zlib.crc32(data):08x}",
+    )
 
 
 def metadata_for(i: int) -> dict[str, Any] | None:

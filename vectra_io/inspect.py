@@ -2,7 +2,7 @@
 
 :func:`inspect_snapshot` summarises a snapshot's manifest (complete or not);
 :func:`validate_snapshot` checks every part against the manifest: path safety,
-presence, byte size, SHA-256, Parquet readability, row count (Parquet metadata)
+presence, byte size, SHA-256 and CRC-32, Parquet readability, row count (Parquet metadata)
 and schema. Validation reports every problem it finds instead of stopping at
 the first one.
 """
@@ -23,7 +23,8 @@ import pyarrow.parquet as pq
 from .errors import SnapshotError
 from .snapshot import layout
 from .snapshot import manifest as mf
-from .snapshot.parts import check_part_schema, sha256_of
+from .snapshot.checksum import CRC32, SHA256, Digests, stored_digests
+from .snapshot.parts import check_part_schema
 from .snapshot.storage import SnapshotStore
 
 #: kinds of problem :func:`validate_snapshot` reports
@@ -33,7 +34,7 @@ PROBLEM_KINDS = (
     "invalid",  # the manifest entry lacks a field or is malformed
     "missing",  # listed in the manifest, absent on storage
     "size",  # byte size differs from the manifest
-    "checksum",  # SHA-256 differs from the manifest
+    "checksum",  # SHA-256 or CRC-32 differs from the manifest
     "unreadable",  # not a readable Parquet file
     "rows",  # row count (Parquet metadata) differs from the manifest
     "schema",  # columns or types differ from the index's record schema
@@ -123,18 +124,15 @@ def _load_for_validation(store: SnapshotStore) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def _local_copy(store: SnapshotStore, relpath: str) -> Iterator[tuple[str, str, int]]:
-    """(local path, sha256, size) of a part; remote parts are downloaded once while hashing."""
+def _local_copy(store: SnapshotStore, relpath: str) -> Iterator[tuple[str, Digests]]:
+    """(local path, digests) of a part; remote parts are downloaded once while hashing."""
     if store.local:
-        local = store.local_path(relpath)
-        digest, size = sha256_of(store, relpath)
-        yield local, digest, size
+        yield store.local_path(relpath), stored_digests(store, relpath)
         return
     tmpdir = tempfile.mkdtemp(prefix="vectra-validate-")
     try:
         local = os.path.join(tmpdir, "part.parquet")
-        digest, size = sha256_of(store, relpath, copy_to=local)
-        yield local, digest, size
+        yield local, stored_digests(store, relpath, copy_to=local)
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
 
@@ -156,11 +154,16 @@ def _check_part(
     if not store.exists(relpath):
         return "missing", "listed in the manifest but missing"
     try:
-        with _local_copy(store, relpath) as (local, digest, size):
-            if size != part["bytes"]:
-                return "size", f"{size} bytes, the manifest says {part['bytes']}"
-            if digest != part["sha256"]:
-                return "checksum", f"sha256 {digest}, the manifest says {part['sha256']}"
+        with _local_copy(store, relpath) as (local, digests):
+            if digests.size != part["bytes"]:
+                return "size", f"{digests.size} bytes, the manifest says {part['bytes']}"
+            sums = digests.hexdigests()
+            for algorithm in (SHA256, CRC32):  # snapshots before CRC-32 list SHA-256 only
+                if algorithm in part and sums[algorithm] != part[algorithm]:
+                    return (
+                        "checksum",
+                        f"{algorithm} {sums[algorithm]}, the manifest says {part[algorithm]}",
+                    )
             try:
                 pf = pq.ParquetFile(local)
             except (pa.ArrowException, OSError) as exc:

@@ -11,6 +11,7 @@ import pytest
 from vectra_cli.demo import create_sample
 
 from tests.cli.helpers import expect, run_vectra
+from tests.util import reseal_part
 from vectra_io import Client
 
 pytest.importorskip("lancedb")
@@ -178,7 +179,6 @@ def test_migrate(source: str, tmp_path: Path) -> None:
 def test_record_errors_exit_3(tmp_path: Path) -> None:
     """A snapshot whose part holds a NaN vector (rewritten with a matching manifest): the
     import writes every other record and exits with 3, naming the failed id."""
-    import hashlib
     import json
 
     import pyarrow as pa
@@ -202,7 +202,7 @@ def test_record_errors_exit_3(tmp_path: Path) -> None:
     table = table.set_column(table.schema.get_field_index("values"), "values", column)
     pq.write_table(table, snapshot / part["path"])
     data = (snapshot / part["path"]).read_bytes()
-    part.update(bytes=len(data), sha256=hashlib.sha256(data).hexdigest())
+    reseal_part(part, data)
     (snapshot / "manifest.json").write_text(json.dumps(manifest))
 
     target = lancedb_url(tmp_path / "t.lancedb")

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from tests.cli.helpers import expect, run_vectra
+from tests.util import reseal_part
 from vectra_io import Client, export_snapshot
 
 
@@ -136,7 +137,6 @@ def test_validate_truncated_part_and_unsafe_path(copy: Path) -> None:
 def test_validate_schema_and_rows(copy: Path, snapshot: Path) -> None:
     """A part replaced by another (valid Parquet, other rows) with a manifest that matches its
     bytes: the row count and hash checks pass only if the manifest is updated too."""
-    import hashlib
 
     parts = _parts(copy)
     manifest = _manifest(copy)
@@ -145,8 +145,7 @@ def test_validate_schema_and_rows(copy: Path, snapshot: Path) -> None:
     other = manifest["indexes"]["docs"]["namespaces"]["us"]["parts"][-1]
     data = (copy / other["path"]).read_bytes()
     (copy / parts[0]).write_bytes(data)
-    ns["parts"][0]["bytes"] = len(data)
-    ns["parts"][0]["sha256"] = hashlib.sha256(data).hexdigest()
+    reseal_part(ns["parts"][0], data)
     (copy / "manifest.json").write_text(json.dumps(manifest))
 
     result = expect(run_vectra("validate", copy, "--json"), 1)

@@ -193,7 +193,7 @@ def export_snapshot(
     counts = {(s.name, n): src.count(s.name, n) for s, nss in plan for n in nss}
     progress = Progress(on_progress, "export", sum(counts.values()), batch_size)
     errors: list[RecordFailure] = []
-    with ThreadPoolExecutor(1, thread_name_prefix="vectra-sha256") as hasher:
+    with ThreadPoolExecutor(1, thread_name_prefix="vectra-digest") as hasher:
         for spec, nss in plan:
             entry = manifest["indexes"][spec.name]
             for namespace in nss:
@@ -249,7 +249,7 @@ def _start_manifest(
 
 
 class _Checkpoints:
-    """Parts durable on storage whose SHA-256 is still being computed, oldest first.
+    """Parts durable on storage whose digests are still being computed, oldest first.
 
     A part enters the manifest (with the cursor that follows it) only once its
     hash is known, in order, so a checkpoint never runs ahead of the data.

@@ -1,6 +1,6 @@
 """Import: replay a snapshot into a target.
 
-Each part is an independent job: it is checked (size, SHA-256, schema) before
+Each part is an independent job: it is checked (size, checksum, schema) before
 any record of it is written, read in chunks of ``chunk_size`` rows, split to
 the target's limits and upserted with at most ``concurrency`` writes in flight.
 """
@@ -33,6 +33,7 @@ from ..providers.base import METRICS, UNKNOWN_METRIC, IndexSpec, Provider
 from ..records import conform, split_invalid
 from ..snapshot import layout
 from ..snapshot import manifest as mf
+from ..snapshot.checksum import ALGORITHMS, DEFAULT_IMPORT_CHECK
 from ..snapshot.layout import normalize_namespace, normalize_namespace_map
 from ..snapshot.parts import PendingPart, check_part_schema, verify_part
 from ..snapshot.storage import SnapshotStore
@@ -322,16 +323,18 @@ class _PartTracker:
             self.state.mark_part(self.path, self.chunk_size)
 
 
-def parts_ahead(store: SnapshotStore, jobs: list[PartJob]) -> Iterator[tuple[PartJob, PendingPart]]:
-    """Each job with its part under verification; the next part is checked while this one
-    imports. The consumer releases each part it receives."""
+def parts_ahead(
+    store: SnapshotStore, jobs: list[PartJob], checksum: str = DEFAULT_IMPORT_CHECK
+) -> Iterator[tuple[PartJob, PendingPart]]:
+    """Each job with its part under verification (by ``checksum``); the next part is checked
+    while this one imports. The consumer releases each part it receives."""
     if not jobs:
         return
 
     def pending(job: PartJob) -> PendingPart:
         relpath = layout.checked_relpath(job.path)
         local = store.local_path(relpath) if store.local else None
-        return PendingPart(verifier.submit(verify_part, store, job.part), relpath, local)
+        return PendingPart(verifier.submit(verify_part, store, job.part, checksum), relpath, local)
 
     with ThreadPoolExecutor(1, thread_name_prefix="vectra-verify") as verifier:
         ahead = pending(jobs[0])
@@ -367,8 +370,13 @@ def import_snapshot(
     state: str | os.PathLike[str] | Literal[False] | None = None,
     restart: bool = False,
     retry_failed: bool = False,
+    checksum: str = DEFAULT_IMPORT_CHECK,
 ) -> dict[str, Any]:
     """Import a snapshot into ``target`` (a Client, a Provider or a provider URL).
+
+    Each part's size and ``checksum`` (``crc32``, the default, or ``sha256``; a
+    snapshot that lists no CRC-32 is checked by SHA-256) must match the manifest
+    before any of its records is written.
 
     ``state`` is where progress is kept (default: a per-user directory, see
     :mod:`vectra_io.engine.state`; ``False``: keep none). Re-running the same
@@ -380,6 +388,8 @@ def import_snapshot(
     dst = as_provider(target)
     if chunk_size < 1 or concurrency < 1:
         raise ConfigError("chunk_size and concurrency must be at least 1")
+    if checksum not in ALGORITHMS:
+        raise ConfigError(f"unknown checksum {checksum!r}: use one of {', '.join(ALGORITHMS)}")
     store = SnapshotStore(snapshot, **(storage_options or {}))
     manifest = mf.load(store)
     index_map = dict(index_map or {})
@@ -464,7 +474,7 @@ def import_snapshot(
                         ]
                     else:
                         todo.append(job)
-                for job, part in parts_ahead(store, todo):
+                for job, part in parts_ahead(store, todo, checksum):
                     progress.at(job.target_index, job.target_namespace)
                     try:
                         invalid += job.run(part, pool, chunk_size, progress, run_state)

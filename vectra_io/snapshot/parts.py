@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import io
 import os
 import shutil
 import tempfile
@@ -18,6 +16,15 @@ import pyarrow.parquet as pq
 
 from ..errors import SnapshotError
 from . import layout
+from .checksum import (
+    DEFAULT_IMPORT_CHECK,
+    READ_BLOCK,
+    Digests,
+    check_algorithm,
+    feed_to_end,
+    file_digests,
+    stored_digests,
+)
 from .storage import HashingWriter, SnapshotStore
 
 COMPRESSIONS = ("zstd", "snappy", "lz4", "gzip", "none")
@@ -25,7 +32,6 @@ DEFAULT_COMPRESSION = "zstd"
 DEFAULT_PART_ROWS = 100_000
 DEFAULT_PART_BYTES = 512 * 1024 * 1024  # uncompressed Arrow bytes per part
 ROW_GROUP_BYTES = 32 * 1024 * 1024  # uncompressed Arrow bytes per row group
-_READ_BLOCK = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -34,19 +40,31 @@ class PartInfo:
     rows: int
     bytes: int
     sha256: str
+    crc32: str
 
     def as_dict(self) -> dict[str, Any]:
-        return {"path": self.path, "rows": self.rows, "bytes": self.bytes, "sha256": self.sha256}
+        return {
+            "path": self.path,
+            "rows": self.rows,
+            "bytes": self.bytes,
+            "sha256": self.sha256,
+            "crc32": self.crc32,
+        }
+
+    @classmethod
+    def of(cls, path: str, rows: int, digests: Digests) -> PartInfo:
+        sums = digests.hexdigests()
+        return cls(path, rows, digests.size, sums["sha256"], sums["crc32"])
 
 
 class PartWriter:
     """Writes one Parquet part; row groups are buffered to about ROW_GROUP_BYTES.
 
     On local disk the file is written natively by Arrow under a temporary
-    name, then fsynced and renamed; its SHA-256 is computed by :meth:`commit`'s
-    future in a background thread (it reads the file back from the page cache),
-    so hashing overlaps with writing the next part. Elsewhere the bytes are
-    hashed as they are uploaded.
+    name, then fsynced and renamed; its digests (SHA-256 and CRC-32) are computed
+    in a background thread that reads each row group back from the page cache
+    once it is written, so hashing overlaps with writing. Elsewhere the bytes
+    are hashed as they are uploaded.
     """
 
     def __init__(
@@ -102,24 +120,22 @@ class PartWriter:
     def commit(self) -> Future[PartInfo]:
         """Finish the file and make it durable under its final name.
 
-        The returned future gives the part's size and SHA-256.
+        The returned future gives the part's size and digests.
         """
         self._flush_row_group()
         self._writer.close()
         rows = self.rows
         done: Future[PartInfo] = Future()
         if self._hashing is not None:
-            digest, size = self._hashing.sha256.hexdigest(), self._hashing.bytes
             self._cm.__exit__(None, None, None)
-            done.set_result(PartInfo(self.relpath, rows, size, digest))
+            done.set_result(PartInfo.of(self.relpath, rows, self._hashing.digests))
             return done
         assert self._tmp is not None and self._tail is not None
         self.store.commit_temp(self._tmp, self.relpath)
         tail = self._tail
 
         def digest_part() -> PartInfo:
-            digest, size = tail.finish()
-            return PartInfo(self.relpath, rows, size, digest)
+            return PartInfo.of(self.relpath, rows, tail.finish())
 
         if self._hasher is None:
             done.set_result(digest_part())
@@ -140,7 +156,7 @@ class PartWriter:
 
 
 class _TailHash:
-    """SHA-256 of a file that is still growing, read through a descriptor opened at start.
+    """Digests of a file that is still growing, read through a descriptor opened at start.
 
     The descriptor stays valid across the rename that commits the file, so the
     bytes hashed are exactly the bytes that end up under the final name.
@@ -148,64 +164,26 @@ class _TailHash:
 
     def __init__(self, path: str) -> None:
         self._file = open(path, "rb", buffering=0)  # noqa: SIM115 - closed by finish()/close()
-        self._sha = hashlib.sha256()
-        self._size = 0
-        self._buf = bytearray(_READ_BLOCK)
+        self._digests = Digests()
+        self._buf = bytearray(READ_BLOCK)
 
     def catch_up(self) -> None:
-        grew = _hash_to_end(self._file, self._sha, self._buf)
-        self._size += grew
+        grew = feed_to_end(self._file, self._digests, self._buf)
         if grew:
             # flush what is written so far from this background thread, so the fsync
             # that commits the part has only the tail left to write
             with contextlib.suppress(OSError):
                 os.fdatasync(self._file.fileno())
 
-    def finish(self) -> tuple[str, int]:
+    def finish(self) -> Digests:
         try:
             self.catch_up()
-            return self._sha.hexdigest(), self._size
+            return self._digests
         finally:
             self.close()
 
     def close(self) -> None:
         self._file.close()
-
-
-def file_sha256(path: str) -> tuple[str, int]:
-    """SHA-256 and size of a local file, read into one reused buffer.
-
-    Not through a memory map: mapped pages would count in the process's RSS.
-    """
-    h = hashlib.sha256()
-    with open(path, "rb", buffering=0) as f:
-        size = _hash_to_end(f, h, bytearray(_READ_BLOCK))
-    return h.hexdigest(), size
-
-
-def _hash_to_end(f: io.RawIOBase, h: Any, buf: bytearray) -> int:
-    """Feed ``h`` what is left of ``f``, through ``buf``; returns the bytes read."""
-    view = memoryview(buf)
-    size = 0
-    while got := f.readinto(buf):
-        h.update(view[:got])
-        size += got
-    return size
-
-
-def sha256_of(store: SnapshotStore, relpath: str, copy_to: str | None = None) -> tuple[str, int]:
-    """SHA-256 and size of a stored file, optionally copying it to a local path meanwhile."""
-    h = hashlib.sha256()
-    size = 0
-    with contextlib.ExitStack() as stack:
-        src = stack.enter_context(store.fs.open(store.path(relpath), "rb"))
-        dst = stack.enter_context(open(copy_to, "wb")) if copy_to else None
-        while block := src.read(_READ_BLOCK):
-            h.update(block)
-            size += len(block)
-            if dst is not None:
-                dst.write(block)
-    return h.hexdigest(), size
 
 
 class VerifiedPart:
@@ -257,29 +235,35 @@ class PendingPart:
                 self.check.result().release()
 
 
-def verify_part(store: SnapshotStore, part: dict[str, Any]) -> VerifiedPart:
-    """Check a part's size and SHA-256 against the manifest.
+def verify_part(
+    store: SnapshotStore, part: dict[str, Any], checksum: str = DEFAULT_IMPORT_CHECK
+) -> VerifiedPart:
+    """Check a part's size and digest against the manifest.
 
-    Remote parts are downloaded once to a local temporary file while hashing,
-    so the bytes read later are exactly the bytes checked.
+    ``checksum`` names the digest to check (``crc32`` or ``sha256``); a manifest
+    that lists no CRC-32 is checked by SHA-256. Remote parts are downloaded once
+    to a local temporary file while hashing, so the bytes read later are exactly
+    the bytes checked.
     """
     relpath = layout.checked_relpath(part["path"])
+    algorithm = check_algorithm(part, checksum)
     if not store.exists(relpath):
         raise SnapshotError(f"part {relpath} is listed in the manifest but missing")
     tmpdir = None
     try:
         if store.local:
             local = store.local_path(relpath)
-            digest, size = file_sha256(local)
+            digests = file_digests(local, [algorithm])
         else:
             tmpdir = tempfile.mkdtemp(prefix="vectra-part-")
             local = os.path.join(tmpdir, "part.parquet")
-            digest, size = sha256_of(store, relpath, copy_to=local)
-        if size != part["bytes"] or digest != part["sha256"]:
+            digests = stored_digests(store, relpath, [algorithm], copy_to=local)
+        digest, size = digests.hexdigests()[algorithm], digests.size
+        if size != part["bytes"] or digest != part[algorithm]:
             raise SnapshotError(
-                f"part {relpath} is corrupt or truncated: {size} bytes with sha256 {digest}, "
-                f"manifest says {part['bytes']} bytes with sha256 {part['sha256']}; "
-                "run `vectra validate` on the snapshot"
+                f"part {relpath} is corrupt or truncated: {size} bytes with {algorithm} "
+                f"{digest}, manifest says {part['bytes']} bytes with {algorithm} "
+                f"{part[algorithm]}; run `vectra validate` on the snapshot"
             )
     except BaseException:
         if tmpdir:
@@ -289,9 +273,11 @@ def verify_part(store: SnapshotStore, part: dict[str, Any]) -> VerifiedPart:
 
 
 @contextlib.contextmanager
-def open_verified(store: SnapshotStore, part: dict[str, Any]) -> Iterator[pq.ParquetFile]:
+def open_verified(
+    store: SnapshotStore, part: dict[str, Any], checksum: str = DEFAULT_IMPORT_CHECK
+) -> Iterator[pq.ParquetFile]:
     """Verify a part (see :func:`verify_part`) and open it."""
-    verified = verify_part(store, part)
+    verified = verify_part(store, part, checksum)
     try:
         pf = verified.open()
         try:

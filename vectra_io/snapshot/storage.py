@@ -9,7 +9,6 @@ completes, so a killed upload leaves nothing behind).
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -20,26 +19,25 @@ from fsspec.implementations.local import LocalFileSystem
 
 from ..errors import ConfigError, SnapshotError
 from . import layout
+from .checksum import Digests
 
 
 class HashingWriter:
-    """A write-only file wrapper that counts bytes and computes SHA-256 as it goes."""
+    """A write-only file wrapper that counts bytes and computes the part digests as it goes."""
 
     def __init__(self, raw: IO[bytes]) -> None:
         self.raw = raw
-        self.sha256 = hashlib.sha256()
-        self.bytes = 0
+        self.digests = Digests()
         self.closed = False
 
     def write(self, data: Any) -> int:
         view = memoryview(data).cast("B")
-        self.sha256.update(view)
-        self.bytes += len(view)
+        self.digests.update(view)
         self.raw.write(view)
         return len(view)
 
     def tell(self) -> int:
-        return self.bytes
+        return self.digests.size
 
     def flush(self) -> None:
         self.raw.flush()
