@@ -14,6 +14,7 @@ import pytest
 
 import vectra_io
 from vectra_io import Client, Migration
+from vectra_io.engine import importer
 from vectra_io.providers.base import IndexSpec, VectorSpec
 from vectra_io.providers.memory import MemoryProvider
 from vectra_io.snapshot import parts as parts_mod
@@ -431,3 +432,39 @@ def test_unreadable_records_are_reported_not_lost(tmp_path: Path) -> None:
     assert ns["rejected"] == 2 and set(ns["rejected_ids"]) == {"ghost-1", "ghost-2"}
     r = vectra_io.migrate(src, MemoryProvider())
     assert r["failed_count"] == 2 and r["migrated_count"] == 10
+
+
+@pytest.mark.parametrize("chunk_size", [1, 7, 64, 1000])
+def test_read_chunks_numbering_depends_on_the_file_alone(tmp_path: Path, chunk_size: int) -> None:
+    """Chunks are cut per row group, in file order, whatever the decoders' timing."""
+    table = pa.table({"id": [f"r{i}" for i in range(500)], "n": list(range(500))})
+    path = tmp_path / "p.parquet"
+    pq.write_table(table, path, row_group_size=90)  # 6 groups, the last one short
+    groups = pq.ParquetFile(path).num_row_groups
+    expected = []
+    for g in range(groups):
+        rows = table.slice(90 * g, 90)
+        expected += [rows.slice(k, chunk_size) for k in range(0, rows.num_rows, chunk_size)]
+    for workers in (1, 3):
+        got = list(importer.read_chunks(lambda: pq.ParquetFile(path), groups, chunk_size, workers))
+        assert [c.num_rows for c in got] == [e.num_rows for e in expected]
+        assert [c.column("id").to_pylist() for c in got] == [
+            e.column("id").to_pylist() for e in expected
+        ]
+
+
+def test_read_chunks_recuts_uneven_decoder_batches(tmp_path: Path) -> None:
+    """Should a reader hand back batches shorter than asked, chunks are recut to size."""
+    table = pa.table({"n": list(range(100))})
+
+    class Uneven:
+        def iter_batches(self, batch_size: int, row_groups: list[int], use_threads: bool):  # type: ignore[no-untyped-def]
+            assert row_groups == [0] and not use_threads
+            yield from table.to_batches(max_chunksize=batch_size // 2 + 1)
+
+        def close(self) -> None:
+            pass
+
+    got = list(importer.read_chunks(Uneven, 1, 30))  # type: ignore[arg-type]
+    assert [c.num_rows for c in got] == [30, 30, 30, 10]
+    assert pa.Table.from_batches(got).column("n").to_pylist() == list(range(100))

@@ -354,6 +354,10 @@ class _Column:
 class _Conn:
     conn: psycopg.Connection[Any]
     stages: set[str] = field(default_factory=set)
+    # (schema, table, stage) -> (the layout, its write statements rendered for this connection)
+    statements: dict[tuple[str, str, str], tuple[_Layout, list[bytes]]] = field(
+        default_factory=dict
+    )
 
 
 class _Pool:
@@ -1388,7 +1392,8 @@ class PgVectorProvider(ProviderBase):
                         sql.SQL("COPY {} FROM STDIN (FORMAT BINARY)").format(sql.Identifier(stage))
                     ) as copy:
                         copy.write(payload)
-                    for statement, params in _write_statements(lay, ext, stage, namespace):
+                    params = [namespace] if lay.namespace_column is not None else []
+                    for statement in self._statements(pc_, lay, ext, stage):
                         cur.execute(statement, params)
             except psycopg.Error as exc:
                 err = self._translate(exc, index, what)
@@ -1399,6 +1404,17 @@ class PgVectorProvider(ProviderBase):
                     self._forget(index)
                 raise err from exc
         return refused
+
+    @staticmethod
+    def _statements(pc_: _Conn, lay: _Layout, ext: str, stage: str) -> list[bytes]:
+        """The statements moving the staging table into ``lay``'s table, rendered once per
+        connection and layout (each takes the namespace as its one parameter, if any)."""
+        key = (lay.schema, lay.table, stage)
+        cached = pc_.statements.get(key)
+        if cached is None or cached[0] is not lay:
+            rendered = [s.as_bytes(pc_.conn) for s in _write_statements(lay, ext, stage)]
+            cached = pc_.statements[key] = (lay, rendered)
+        return cached[1]
 
     def _stage(self, pc_: _Conn, lay: _Layout, ext: str) -> str:
         """A temporary staging table of this connection for this table's layout."""
@@ -1605,84 +1621,97 @@ def _sparse_problems(lay: _Layout, batch: pa.RecordBatch, ids: list[str]) -> dic
 
 
 def _copy_payload(lay: _Layout, batch: pa.RecordBatch) -> bytes:
-    """The binary COPY stream of the staging table: id, vectors, sparse, metadata."""
+    """The binary COPY stream of the staging table: id, vectors, sparse, metadata.
+
+    Each field becomes a column of per-row byte strings (fixed-width ones are
+    views of one numpy matrix), which Arrow concatenates row by row in one call:
+    no per-row Python for ids, dense vectors or metadata.
+    """
     n = batch.num_rows
     nfields = 2 + len(lay.dense) + (lay.sparse_column is not None)
-    ids_mv, ids_off, _ = _string_buffers(batch.column(ID))
-    dense = []
+    ids = batch.column(ID).cast(pa.large_binary())
+    head = np.empty((n, 6), np.uint8)  # field count, id length
+    head[:, :2] = np.frombuffer(struct.pack(">h", nfields), np.uint8)
+    head[:, 2:] = _be_int32(pc.binary_length(ids).to_numpy())
+    cells = [_fixed_width(head), ids]
     for d in lay.dense:
         col = batch.column(d.field)
-        item = 8 + 4 * d.dimension
-        rows = np.empty((n, item), np.uint8)
+        rows = np.empty((n, 8 + 4 * d.dimension), np.uint8)  # length, dim, unused, floats
         rows[:, 0:4] = np.frombuffer(_I4(4 + 4 * d.dimension), np.uint8)
         rows[:, 4:8] = np.frombuffer(struct.pack(">hh", d.dimension, 0), np.uint8)
         rows[:, 8:] = dense_matrix(col).astype(">f4").view(np.uint8)
-        valid = None if col.null_count == 0 else col.is_valid().to_numpy(zero_copy_only=False)
-        dense.append((rows.reshape(-1).data, item, valid))
-    sparse: list[bytes] | None = None
+        cells.append(_null_where_missing(_fixed_width(rows), col))
     if lay.sparse_column is not None:
-        valid, rows_, idx, vals, _ = _sparse_arrays(batch)
-        nz = vals != 0
-        rows_, idx, vals = rows_[nz], idx[nz], vals[nz]
-        counts = np.bincount(rows_, minlength=n)
-        starts = np.concatenate([[0], np.cumsum(counts)])
-        idx_be = idx.astype(">i4").tobytes()
-        val_be = vals.astype(">f4").tobytes()
-        head = struct.Struct(">iiii").pack
-        sparse = []
-        for i in range(n):
-            if not valid[i]:
-                sparse.append(_NULL)
-                continue
-            a, b = int(starts[i]) * 4, int(starts[i + 1]) * 4
-            k = int(counts[i])
-            sparse.append(head(12 + 8 * k, lay.sparse_dim, k, 0) + idx_be[a:b] + val_be[a:b])
-    md_mv, md_off, md_valid = _string_buffers(batch.column(METADATA))
-    parts: list[Any] = [_COPY_HEADER]
-    nf = struct.pack(">h", nfields)
-    jsonb_version = b"\x01"
+        cells.append(pa.array(_sparse_cells(lay, batch), pa.large_binary()))
+    meta = batch.column(METADATA).cast(pa.large_binary())
+    meta_head = np.empty((n, 5), np.uint8)  # length, jsonb version 1
+    meta_head[:, :4] = _be_int32(pc.binary_length(meta).fill_null(0).to_numpy() + 1)
+    meta_head[:, 4] = 1
+    cells += [_null_where_missing(_fixed_width(meta_head), meta), meta.fill_null(b"")]
+    joined = pc.binary_join_element_wise(*cells, _NO_SEPARATOR)
+    offsets = np.frombuffer(joined.buffers()[1], np.int64)
+    start, end = int(offsets[joined.offset]), int(offsets[joined.offset + n])
+    return b"".join((_COPY_HEADER, memoryview(joined.buffers()[2])[start:end], _COPY_TRAILER))
+
+
+_NO_SEPARATOR = pa.scalar(b"", pa.large_binary())
+_NULL_CELL = pa.scalar(_NULL, pa.large_binary())
+
+
+def _be_int32(values: np.ndarray) -> np.ndarray:
+    """(n,) integers as an (n, 4) matrix of big-endian int32 bytes."""
+    return values.astype(">i4").view(np.uint8).reshape(-1, 4)
+
+
+def _fixed_width(cells: np.ndarray) -> pa.Array:
+    """An (n, k) uint8 matrix as n byte strings of k bytes (no copy)."""
+    n, k = cells.shape
+    offsets = np.arange(0, (n + 1) * k, k, dtype=np.int64)
+    data = np.ascontiguousarray(cells)
+    return pa.Array.from_buffers(
+        pa.large_binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(data)]
+    )
+
+
+def _null_where_missing(cells: pa.Array, values: pa.Array) -> pa.Array:
+    """``cells``, with COPY's NULL marker (length -1) where ``values`` is null."""
+    if values.null_count == 0:
+        return cells
+    return pc.if_else(values.is_valid(), cells, _NULL_CELL)
+
+
+def _sparse_cells(lay: _Layout, batch: pa.RecordBatch) -> list[bytes]:
+    """The sparsevec COPY field of every row (the NULL marker where a row has none)."""
+    n = batch.num_rows
+    valid, rows_, idx, vals, _ = _sparse_arrays(batch)
+    nz = vals != 0
+    rows_, idx, vals = rows_[nz], idx[nz], vals[nz]
+    counts = np.bincount(rows_, minlength=n)
+    starts = np.concatenate([[0], np.cumsum(counts)])
+    idx_be = idx.astype(">i4").tobytes()
+    val_be = vals.astype(">f4").tobytes()
+    head = struct.Struct(">iiii").pack
+    out = []
     for i in range(n):
-        a, b = ids_off[i], ids_off[i + 1]
-        parts += (nf, _I4(b - a), ids_mv[a:b])
-        for mv, item, valid in dense:
-            if valid is None or valid[i]:
-                parts.append(mv[i * item : (i + 1) * item])
-            else:
-                parts.append(_NULL)
-        if sparse is not None:
-            parts.append(sparse[i])
-        if md_valid is None or md_valid[i]:
-            a, b = md_off[i], md_off[i + 1]
-            parts += (_I4(b - a + 1), jsonb_version, md_mv[a:b])
-        else:
-            parts.append(_NULL)
-    parts.append(_COPY_TRAILER)
-    return b"".join(parts)
+        if not valid[i]:
+            out.append(_NULL)
+            continue
+        a, b = int(starts[i]) * 4, int(starts[i + 1]) * 4
+        k = int(counts[i])
+        out.append(head(12 + 8 * k, lay.sparse_dim, k, 0) + idx_be[a:b] + val_be[a:b])
+    return out
 
 
-def _string_buffers(arr: pa.Array) -> tuple[memoryview, list[int], np.ndarray | None]:
-    """The UTF-8 bytes, offsets and validity of a string array (no per-value decoding)."""
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks()
-    n = len(arr)
-    _validity, offsets_buf, data = arr.buffers()
-    offsets = np.frombuffer(offsets_buf, np.int32, count=n + 1, offset=arr.offset * 4)
-    valid = None if arr.null_count == 0 else arr.is_valid().to_numpy(zero_copy_only=False)
-    mv = memoryview(data) if data is not None else memoryview(b"")
-    return mv, offsets.tolist(), valid
+def _write_statements(lay: _Layout, ext: str, stage: str) -> list[sql.Composed]:
+    """Staging table -> target: INSERT ... ON CONFLICT DO UPDATE (or DELETE + INSERT).
 
-
-def _write_statements(
-    lay: _Layout, ext: str, stage: str, namespace: str
-) -> list[tuple[sql.Composed, list[Any]]]:
-    """Staging table -> target: INSERT ... ON CONFLICT DO UPDATE (or DELETE + INSERT)."""
+    With a namespace column, each statement takes the namespace as its one parameter.
+    """
     target_cols: list[str] = []
     values: list[sql.Composable] = []
-    params: list[Any] = []
     if lay.namespace_column is not None:
         target_cols.append(lay.namespace_column)
         values.append(sql.SQL("%s::text"))
-        params.append(namespace)
     target_cols.append(lay.id_column)
     values.append(sql.SQL("CAST(s.id AS {})").format(sql.SQL(lay.id_sqltype)))
     for k, d in enumerate(lay.dense):
@@ -1726,20 +1755,18 @@ def _write_statements(
             )
         else:
             insert += sql.SQL(" ON CONFLICT DO NOTHING")
-        return [(insert, params)]
+        return [insert]
     cond = [
         sql.SQL("t.{} = CAST(s.id AS {})").format(
             sql.Identifier(lay.id_column), sql.SQL(lay.id_sqltype)
         )
     ]
-    del_params: list[Any] = []
     if lay.namespace_column is not None:
         cond.append(sql.SQL("t.{} = %s").format(sql.Identifier(lay.namespace_column)))
-        del_params.append(namespace)
     delete = sql.SQL("DELETE FROM {t} t USING {s} s WHERE {c}").format(
         t=lay.qualified, s=sql.Identifier(stage), c=sql.SQL(" AND ").join(cond)
     )
-    return [(delete, del_params), (insert, params)]
+    return [delete, insert]
 
 
 def _blame(exc: psycopg.Error, ids: Sequence[str]) -> dict[str, str]:
