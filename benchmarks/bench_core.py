@@ -4,8 +4,9 @@
     python benchmarks/bench_core.py --n 20000       # quicker
 
 Prints vectors/s for export and import, the same for a bare
-``pyarrow.parquet.write_table`` / ``read_table`` of the same table, the ratios,
-and peak RSS. The four are timed in interleaved rounds (``--repeat``, default 5):
+``pyarrow.parquet.write_table`` / ``read_table`` of the same table (written with
+the parts' own options: codec, statistics, no dictionary), the ratios, and peak RSS.
+The four are timed in interleaved rounds (``--repeat``, default 5):
 each round times the engine and bare pyarrow back to back, so the median of the
 per-round ratios is the ratio to read on a noisy machine (a single fast bare
 round can move the best-of ratio by 0.2 here); the best of each side is printed
@@ -36,6 +37,7 @@ import vectra_io
 from vectra_io.providers.base import Capabilities, IndexSpec, ProviderBase, ScanPage
 from vectra_io.providers.memory import MemoryProvider
 from vectra_io.records import dense_array, record_schema
+from vectra_io.snapshot.parts import parquet_options
 
 DIM = 768
 
@@ -188,9 +190,7 @@ def main() -> None:
         # warm-up, a neighbour's burst) does not decide a ratio
         for _ in range(args.repeat):
             t = time.perf_counter()
-            pq.write_table(
-                table, bare, compression=comp, use_dictionary=False, row_group_size=10_000
-            )
+            pq.write_table(table, bare, row_group_size=10_000, **parquet_options(comp))
             rates["bare_write"].append(n / (time.perf_counter() - t))
             t = time.perf_counter()
             back = pq.read_table(bare)

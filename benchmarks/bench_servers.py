@@ -33,7 +33,9 @@ export
     scan be reused as is. The read loop alone is printed as "driver only".
 
 Rates are vectors/s, medians over ``--repeat`` runs whose order (engine first or hand
-first) alternates; ratios are engine / hand baseline (target >= 0.9). The LanceDB and
+first) alternates; ratios are engine / hand baseline (target >= 0.9): the ratio of the
+medians, and the median of the per-run ratios (each run pairs the engine with the hand
+loop timed next to it, which is the steadier figure on a noisy machine). The LanceDB and
 pgvector tables and the Milvus collection carry no ANN index that is built during the
 load (pgvector: ``hnsw=false``; Milvus: FLAT, which the provider also picks on Milvus
 Lite), so the transfer is what is measured.
@@ -68,6 +70,7 @@ import vectra_io
 from benchmarks.bench_core import make_batch
 from vectra_io.providers.base import IndexSpec, Provider
 from vectra_io.providers.memory import MemoryProvider
+from vectra_io.snapshot.parts import parquet_options
 
 INDEX = "bench_vectors"  # the table bench_pgvector.HandWritten writes; valid everywhere
 PROVIDERS = ("lancedb", "chroma", "milvus", "pgvector")
@@ -122,9 +125,7 @@ def matrix_of(batch: pa.RecordBatch, dim: int) -> np.ndarray:
 def parquet_write_seconds(records: list[pa.RecordBatch], path: Path) -> float:
     """Time to write the records to one Parquet file with the engine's part options."""
     start = time.perf_counter()
-    with pq.ParquetWriter(
-        path, records[0].schema, compression="zstd", use_dictionary=False, write_statistics=True
-    ) as writer:
+    with pq.ParquetWriter(path, records[0].schema, **parquet_options("zstd")) as writer:
         for b in records:
             writer.write_batch(b)
     seconds = time.perf_counter() - start
@@ -534,26 +535,38 @@ class Runner:
             f"concurrency {a.concurrency}, medians over {a.repeat} run(s), vectors/s\n"
         )
         head = (
-            f"{'provider':<9} | {'import engine':>13} {'hand':>9} {'ratio':>5} | "
-            f"{'export engine':>13} {'hand':>9} {'ratio':>5} | {'driver only':>11}"
+            f"{'provider':<9} | {'import engine':>13} {'hand':>9} {'ratio':>5} {'paired':>6} | "
+            f"{'export engine':>13} {'hand':>9} {'ratio':>5} {'paired':>6} | {'driver only':>11}"
         )
         print(head)
         print("-" * len(head))
         summary: dict[str, Any] = {}
         for name, rates in self.rates.items():
             med = {k: statistics.median(v) for k, v in rates.items()}
-            base = max(med[f"import hand {lbl}"] for lbl, is_base in self.labels[name] if is_base)
+            bases = [f"import hand {lbl}" for lbl, is_base in self.labels[name] if is_base]
+            base = max(med[k] for k in bases)
             imp, exp = med["import engine"], med["export engine"]
             hand_exp = med["export hand: driver + Parquet write"]
+            # per run: the engine against the best hand variant of the same run
+            runs_base = [max(per_run) for per_run in zip(*(rates[k] for k in bases), strict=True)]
+            paired_imp = statistics.median(
+                e / h for e, h in zip(rates["import engine"], runs_base, strict=True)
+            )
+            hand_exps = rates["export hand: driver + Parquet write"]
+            paired_exp = statistics.median(
+                e / h for e, h in zip(rates["export engine"], hand_exps, strict=True)
+            )
             print(
-                f"{name:<9} | {imp:>13,.0f} {base:>9,.0f} {imp / base:>5.2f} | "
-                f"{exp:>13,.0f} {hand_exp:>9,.0f} {exp / hand_exp:>5.2f} | "
+                f"{name:<9} | {imp:>13,.0f} {base:>9,.0f} {imp / base:>5.2f} {paired_imp:>6.2f} | "
+                f"{exp:>13,.0f} {hand_exp:>9,.0f} {exp / hand_exp:>5.2f} {paired_exp:>6.2f} | "
                 f"{med['export hand: driver only']:>11,.0f}"
             )
             summary[name] = {
                 "medians": med,
                 "import_ratio": imp / base,
                 "export_ratio": exp / hand_exp,
+                "import_ratio_paired": paired_imp,
+                "export_ratio_paired": paired_exp,
             }
         print("\nhand import variants (the baseline is the best of those marked *):")
         for name, labels in self.labels.items():

@@ -34,6 +34,21 @@ DEFAULT_PART_BYTES = 512 * 1024 * 1024  # uncompressed Arrow bytes per part
 ROW_GROUP_BYTES = 32 * 1024 * 1024  # uncompressed Arrow bytes per row group
 
 
+# Min/max statistics for the id column only: they let readers skip row groups by id,
+# while those of vectors and metadata JSON are never useful and cost the writer about
+# a tenth of its time.
+STATISTICS_COLUMNS = ["id"]
+
+
+def parquet_options(compression: str) -> dict[str, Any]:
+    """The ``pyarrow.parquet.ParquetWriter`` options of part files."""
+    return {
+        "compression": None if compression == "none" else compression,
+        "write_statistics": list(STATISTICS_COLUMNS),
+        "use_dictionary": False,
+    }
+
+
 @dataclass(frozen=True)
 class PartInfo:
     path: str
@@ -83,11 +98,7 @@ class PartWriter:
         self._hasher = hasher
         self._pending: list[pa.RecordBatch] = []
         self._pending_bytes = 0
-        options: dict[str, Any] = {
-            "compression": None if compression == "none" else compression,
-            "write_statistics": True,
-            "use_dictionary": False,
-        }
+        options = parquet_options(compression)
         self._tmp: str | None = None
         self._hashing: HashingWriter | None = None
         self._tail: _TailHash | None = None
