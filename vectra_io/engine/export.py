@@ -1,8 +1,8 @@
 """Export: stream every record of a source into a snapshot.
 
-Pages are fetched by a background thread one page ahead of the writer, so the
-source and the disk work at the same time; memory stays at about one page plus
-one row group. After each committed part the manifest is rewritten with the
+Pages are fetched and checked (NaN/infinity) by a background thread up to a row
+group ahead of the writer, so the source and the disk work at the same time;
+memory stays at about two row groups. After each committed part the manifest is rewritten with the
 scan cursor that follows it (checkpoint), so an interrupted export resumes
 without skipping or repeating records.
 """
@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
+
+import pyarrow as pa
 
 from ..errors import ConfigError, RecordFailure, RetryableError, SnapshotError
 from ..providers.base import Cursor, IndexSpec, Provider, ScanPage
@@ -313,14 +315,17 @@ class _NamespaceJob:
         writer: PartWriter | None = None
         rejected: list[str] = []  # ids rejected since the last part
         try:
-            # the scan runs up to a row group ahead, so it keeps up while one is written
+            # the scan (and the check of its pages) runs up to a row group ahead, so it
+            # keeps up while one is written, and the writer's thread only writes
             pages = prefetch(
-                resumable_scan(src, index, namespace, batch_size, ns_entry["cursor"], retry),
+                _checked(
+                    resumable_scan(src, index, namespace, batch_size, ns_entry["cursor"], retry),
+                    spec,
+                ),
                 max_bytes=ROW_GROUP_BYTES,
-                size=lambda page: int(page.batch.nbytes),
+                size=lambda checked: int(checked[1].nbytes),
             )
-            for batch, page_cursor, unreadable in pages:
-                clean, bad_ids = split_invalid(conform(batch, spec))
+            for (_, page_cursor, unreadable), clean, bad_ids in pages:
                 if bad_ids:
                     errors.append(_rejection(index, namespace, bad_ids, NON_FINITE))
                     rejected.extend(bad_ids)
@@ -361,6 +366,16 @@ class _NamespaceJob:
                 ns_entry["source_count"],
                 read,
             )
+
+
+def _checked(
+    pages: Iterator[ScanPage], spec: IndexSpec
+) -> Iterator[tuple[ScanPage, pa.RecordBatch, list[str]]]:
+    """Each page with its records in the snapshot schema, valid ones apart from the ids
+    of those with a NaN or infinite vector component."""
+    for page in pages:
+        clean, bad_ids = split_invalid(conform(page.batch, spec))
+        yield page, clean, bad_ids
 
 
 def _rejection(
