@@ -562,6 +562,28 @@ def test_refusals_and_error_translation(provider: PgVectorProvider, conn: Any, s
         provider.upsert("ids", batch_from_records(spec, [{"id": "1", "values": [1, 2]}]))
 
 
+def test_nul_characters_are_refused_by_record(provider: PgVectorProvider) -> None:
+    """PostgreSQL text and jsonb cannot hold U+0000: those records are named, the rest land."""
+    spec = IndexSpec("texts", 2, "cosine")
+    provider.create_index(spec)
+    batch = batch_from_records(
+        spec,
+        [
+            {"id": "ok", "values": [1, 2], "metadata": {"a": "fine"}},
+            {"id": "bad\x00id", "values": [1, 2]},
+            {"id": "badmeta", "values": [1, 2], "metadata": {"a": "x\x00y"}},
+            {"id": "badkey", "values": [1, 2], "metadata": {"k\x00": [1, {"b": 2}]}},
+            {"id": "backslash", "values": [1, 2], "metadata": {"a": "\\u0000 is text"}},
+        ],
+    )
+    refused = provider.upsert("texts", batch)
+    assert set(refused) == {"bad\x00id", "badmeta", "badkey"}
+    assert all("NUL" in reason for reason in refused.values())
+    assert provider.count("texts") == 2  # "ok", and the backslash that is only text
+    [meta] = provider.fetch("texts", ["backslash"]).column("metadata").to_pylist()
+    assert loads_metadata(meta) == {"a": "\\u0000 is text"}
+
+
 def test_upserts_from_eight_threads(provider: PgVectorProvider) -> None:
     spec = IndexSpec("conc", 16, "cosine")
     provider.create_index(spec)

@@ -1532,14 +1532,16 @@ def _refusals(lay: _Layout, batch: pa.RecordBatch, ids: list[str]) -> dict[str, 
     for i in np.flatnonzero(bad):
         refused[ids[i]] = "NaN or infinite value in a vector (pgvector refuses them)"
     typ = lay.spec.id_type
-    for rid, ok in zip(ids, _valid_ids(lay, ids), strict=True):
-        if not ok and rid not in refused:
-            if "\x00" in rid:
-                refused[rid] = "id contains a NUL character (PostgreSQL text cannot)"
-            elif typ == "uint64":
-                refused[rid] = "id is not a canonical integer in the bigint range"
-            else:
-                refused[rid] = "id is not a canonical (lower-case, hyphenated) UUID"
+    # text ids can only fail by holding a NUL: without one, no per-id check is needed
+    if typ != "string" or pc.any(pc.match_substring(batch.column(ID), "\x00")).as_py():
+        for rid, ok in zip(ids, _valid_ids(lay, ids), strict=True):
+            if not ok and rid not in refused:
+                if "\x00" in rid:
+                    refused[rid] = "id contains a NUL character (PostgreSQL text cannot)"
+                elif typ == "uint64":
+                    refused[rid] = "id is not a canonical integer in the bigint range"
+                else:
+                    refused[rid] = "id is not a canonical (lower-case, hyphenated) UUID"
     for d in lay.dense:
         if d.kind == "halfvec":
             col = batch.column(d.field)
@@ -1551,7 +1553,7 @@ def _refusals(lay: _Layout, batch: pa.RecordBatch, ids: list[str]) -> dict[str, 
     if pc.any(suspicious).as_py():
         texts = meta.to_pylist()
         for i in np.flatnonzero(suspicious.to_numpy(zero_copy_only=False)):
-            if "\x00" in json.dumps(json.loads(texts[i]), ensure_ascii=False):
+            if _holds_nul(json.loads(texts[i])):  # not just a literal backslash-u0000 in text
                 refused.setdefault(ids[i], "metadata contains a NUL character (jsonb cannot)")
     if lay.metadata_columns:
         allowed = set(lay.metadata_columns)
@@ -1565,6 +1567,17 @@ def _refusals(lay: _Layout, batch: pa.RecordBatch, ids: list[str]) -> dict[str, 
         for rid, reason in _sparse_problems(lay, batch, ids).items():
             refused.setdefault(rid, reason)
     return refused
+
+
+def _holds_nul(value: Any) -> bool:
+    """Whether a decoded JSON value has U+0000 in any string, key or value."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_holds_nul(v) for v in value)
+    return False
 
 
 def _keep_last(ids: list[str], refused: Mapping[str, str]) -> list[int] | None:
