@@ -32,6 +32,7 @@ export
     what a sequential hand loop (read a page, write it) costs, and it lets bench_pgvector's
     scan be reused as is. The read loop alone is printed as "driver only".
 
+Before the timed runs, one untimed load warms each server up (``--no-warmup`` skips it).
 Rates are vectors/s, medians over ``--repeat`` runs whose order (engine first or hand
 first) alternates; ratios are engine / hand baseline (target >= 0.9): the ratio of the
 medians, and the median of the per-run ratios (each run pairs the engine with the hand
@@ -515,7 +516,21 @@ class Runner:
         self.record(t.name, "export hand: driver only", read)
         self.record(t.name, "export hand: driver + Parquet write", read + write)
 
+    def warm_up(self, t: Target) -> None:
+        """One untimed load with the first hand variant: a fresh server's first load pays
+        for things later ones reuse (PostgreSQL creates its WAL segments, caches fill),
+        which would otherwise land on whichever side runs first."""
+        v = t.hand_imports()[0]
+        t.drop()
+        write = v.prepare()
+        start = time.perf_counter()
+        run_writes(write, read_parts(self.parts, self.args.batch), v.threads)
+        v.finish()
+        print(f"  {t.name:<9} warm-up load (untimed) in {time.perf_counter() - start:.1f}s")
+
     def run(self, t: Target) -> None:
+        if not self.args.no_warmup:
+            self.warm_up(t)
         for rep in range(self.args.repeat):
             print(f"{t.name}: run {rep + 1}/{self.args.repeat}, load {load()}", flush=True)
             engine_first = rep % 2 == 0
@@ -602,6 +617,7 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=8, help="import threads")
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--providers", default=",".join(PROVIDERS), help="comma-separated")
+    ap.add_argument("--no-warmup", action="store_true", help="skip the untimed first load")
     args = ap.parse_args()
     chosen = [p.strip() for p in args.providers.split(",") if p.strip()]
     unknown = sorted(set(chosen) - set(PROVIDERS))

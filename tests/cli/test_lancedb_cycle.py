@@ -210,3 +210,29 @@ def test_record_errors_exit_3(tmp_path: Path) -> None:
     assert result["imported_count"] == 9
     assert result["failed_count"] == 1
     assert result["errors"][0]["ids"] == ["r3"]
+
+
+def test_import_checksum_option(tmp_path: Path) -> None:
+    """`--checksum` picks the digest import checks: a wrong CRC-32 in the manifest stops the
+    default import (naming the part) and not one that checks the SHA-256."""
+    import json
+
+    from vectra_io import export_snapshot
+
+    snapshot = tmp_path / "snap"
+    with Client(url="memory://cli-checksum") as client:
+        client.create_index("v", 4, "cosine")
+        client.upsert("v", [{"id": f"r{i}", "values": [1.0, 2.0, 3.0, float(i)]} for i in range(6)])
+        export_snapshot(client, str(snapshot))
+    manifest = json.loads((snapshot / "manifest.json").read_text())
+    part = manifest["indexes"]["v"]["namespaces"]["__default__"]["parts"][0]
+    part["crc32"] = "00000000"
+    (snapshot / "manifest.json").write_text(json.dumps(manifest))
+
+    target = lancedb_url(tmp_path / "t.lancedb")
+    refused = run_vectra("import", snapshot, target)
+    assert refused.code not in (0, 3), str(refused)
+    assert part["path"] in refused.stderr and "crc32 00000000" in refused.stderr
+    result = expect(run_vectra("import", snapshot, target, "--checksum", "sha256", "--json"), 0)
+    assert result.json["imported_count"] == 6
+    assert run_vectra("import", snapshot, target, "--checksum", "md5").code == 2
