@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 from .errors import SnapshotError
 from .snapshot import layout
 from .snapshot import manifest as mf
-from .snapshot.checksum import CRC32, SHA256, Digests, stored_digests
+from .snapshot.checksum import CRC32, SHA256, Digests, file_digests, stored_digests
 from .snapshot.parts import check_part_schema
 from .snapshot.storage import SnapshotStore
 
@@ -127,7 +127,8 @@ def _load_for_validation(store: SnapshotStore) -> dict[str, Any]:
 def _local_copy(store: SnapshotStore, relpath: str) -> Iterator[tuple[str, Digests]]:
     """(local path, digests) of a part; remote parts are downloaded once while hashing."""
     if store.local:
-        yield store.local_path(relpath), stored_digests(store, relpath)
+        local = store.local_path(relpath)
+        yield local, file_digests(local)
         return
     tmpdir = tempfile.mkdtemp(prefix="vectra-validate-")
     try:

@@ -2,9 +2,9 @@
 
 Pages are fetched and checked (NaN/infinity) by a background thread up to a row
 group ahead of the writer, so the source and the disk work at the same time;
-memory stays at about two row groups. After each committed part the manifest is rewritten with the
-scan cursor that follows it (checkpoint), so an interrupted export resumes
-without skipping or repeating records.
+memory stays at about two row groups. After each committed part the manifest is
+rewritten with the scan cursor that follows it (checkpoint), so an interrupted
+export resumes without skipping or repeating records.
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ from ..providers.base import METRICS, UNKNOWN_METRIC, IndexSpec, Provider
 from ..records import conform, split_invalid
 from ..snapshot import layout
 from ..snapshot import manifest as mf
-from ..snapshot.checksum import ALGORITHMS, DEFAULT_IMPORT_CHECK
+from ..snapshot.checksum import DEFAULT_IMPORT_CHECK, known_checksum
 from ..snapshot.layout import normalize_namespace, normalize_namespace_map
 from ..snapshot.parts import PendingPart, check_part_schema, verify_part
 from ..snapshot.storage import SnapshotStore
@@ -393,8 +393,7 @@ def import_snapshot(
     dst = as_provider(target)
     if chunk_size < 1 or concurrency < 1:
         raise ConfigError("chunk_size and concurrency must be at least 1")
-    if checksum not in ALGORITHMS:
-        raise ConfigError(f"unknown checksum {checksum!r}: use one of {', '.join(ALGORITHMS)}")
+    known_checksum(checksum)
     store = SnapshotStore(snapshot, **(storage_options or {}))
     manifest = mf.load(store)
     index_map = dict(index_map or {})

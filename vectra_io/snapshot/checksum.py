@@ -17,6 +17,8 @@ import zlib
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from ..errors import ConfigError
+
 if TYPE_CHECKING:
     from .storage import SnapshotStore
 
@@ -27,14 +29,18 @@ DEFAULT_IMPORT_CHECK = CRC32
 READ_BLOCK = 8 * 1024 * 1024
 
 
+def known_checksum(algorithm: str) -> str:
+    """``algorithm`` when it names a digest parts carry; a clear error otherwise."""
+    if algorithm not in ALGORITHMS:
+        raise ConfigError(f"unknown checksum {algorithm!r}: use one of {', '.join(ALGORITHMS)}")
+    return algorithm
+
+
 class Digests:
     """Size and the chosen digests of one byte stream, fed block by block."""
 
     def __init__(self, algorithms: Iterable[str] = ALGORITHMS) -> None:
-        wanted = set(algorithms)
-        unknown = wanted - set(ALGORITHMS)
-        if unknown:
-            raise ValueError(f"unknown checksum {sorted(unknown)}: use one of {ALGORITHMS}")
+        wanted = {known_checksum(a) for a in algorithms}
         self._sha = hashlib.sha256() if SHA256 in wanted else None
         self._crc: int | None = 0 if CRC32 in wanted else None
         self.size = 0
@@ -59,8 +65,7 @@ class Digests:
 def check_algorithm(part: dict[str, Any], wanted: str) -> str:
     """The digest to check ``part`` with: ``wanted`` when the manifest has it, else SHA-256
     (snapshots written before CRC-32 was added list SHA-256 only)."""
-    if wanted not in ALGORITHMS:
-        raise ValueError(f"unknown checksum {wanted!r}: use one of {', '.join(ALGORITHMS)}")
+    wanted = known_checksum(wanted)
     return wanted if wanted in part else SHA256
 
 
