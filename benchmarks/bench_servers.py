@@ -330,8 +330,10 @@ class MilvusTarget(Target):
     def __init__(self, url: str, dim: int, batch: int, threads: int) -> None:
         from pymilvus import MilvusClient
 
+        from vectra_io.providers.milvus import CONNECTION_OPTIONS
+
         self.url, self.dim, self.batch, self.threads = url, dim, batch, threads
-        self.client = MilvusClient(uri=url, timeout=120)
+        self.client = MilvusClient(uri=url, timeout=120, **CONNECTION_OPTIONS)
         # query_iterator warns that Milvus Lite gives no MVCC timestamp (it uses the client's)
         logging.getLogger("pymilvus").setLevel(logging.ERROR)
 

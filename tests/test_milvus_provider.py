@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import psutil
 import pyarrow as pa
 import pytest
 
@@ -32,6 +34,7 @@ from vectra_io.errors import (  # noqa: E402
 from vectra_io.providers.base import IndexSpec, VectorSpec  # noqa: E402
 from vectra_io.providers.memory import MemoryProvider  # noqa: E402
 from vectra_io.providers.milvus import (  # noqa: E402
+    CONNECTION_OPTIONS,
     MilvusProvider,
     _parse_location,
     namespace_for,
@@ -58,7 +61,7 @@ def location(milvus_server: Any) -> str:
 
 @pytest.fixture
 def client(milvus_server: Any) -> Any:
-    c = MilvusClient(uri=milvus_server.url)
+    c = MilvusClient(uri=milvus_server.url, **CONNECTION_OPTIONS)
     yield c
     c.close()
 
@@ -209,6 +212,30 @@ def test_unreachable_server_is_retryable() -> None:
         port = s.getsockname()[1]
     with pytest.raises(RetryableError):
         MilvusProvider(f"127.0.0.1:{port}", timeout=5)
+
+
+def _connections_to(port: int) -> int:
+    """This process's open TCP connections to ``port``."""
+    return sum(
+        1
+        for c in psutil.Process().net_connections(kind="tcp")
+        if c.raddr and c.raddr.port == port and c.status == psutil.CONN_ESTABLISHED
+    )
+
+
+def test_close_drops_the_connection(milvus_server: Any, location: str) -> None:
+    # pymilvus pools connections for the whole process, and a pooled connection keeps
+    # pinging while idle until Milvus Lite answers GOAWAY "too many pings", which failed a
+    # later connection in CI. The provider owns its connection; close() must drop it.
+    before = _connections_to(milvus_server.port)
+    p = MilvusProvider(location)
+    p.list_indexes()
+    assert _connections_to(milvus_server.port) > before
+    p.close()
+    deadline = time.monotonic() + 10
+    while _connections_to(milvus_server.port) > before and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _connections_to(milvus_server.port) == before
 
 
 def test_created_collection_schema(provider: Any, client: Any, name: str) -> None:

@@ -55,8 +55,10 @@ def test_chroma_http(chroma_server: ChromaServer) -> None:
 def test_milvus_grpc(milvus_server: MilvusServer) -> None:
     from pymilvus import MilvusClient
 
+    from vectra_io.providers.milvus import CONNECTION_OPTIONS
+
     name = _name("smoke")
-    client = MilvusClient(uri=milvus_server.url)
+    client = MilvusClient(uri=milvus_server.url, **CONNECTION_OPTIONS)
     try:
         client.create_collection(name, dimension=3)
         rows = [{"id": i, "vector": [float(i), 0.5, 1.0]} for i in range(3)]

@@ -521,8 +521,10 @@ class MilvusServer(Server):
             return False
         from pymilvus import MilvusClient, MilvusException
 
+        from vectra_io.providers.milvus import CONNECTION_OPTIONS
+
         try:
-            client = MilvusClient(uri=self.url, timeout=5)
+            client = MilvusClient(uri=self.url, timeout=5, **CONNECTION_OPTIONS)
         except MilvusException:
             return False
         try:

@@ -145,6 +145,15 @@ BINARY_VECTOR, FLOAT_VECTOR, FLOAT16_VECTOR, BFLOAT16_VECTOR = 100, 101, 102, 10
 SPARSE_FLOAT_VECTOR, INT8_VECTOR = 104, 105
 DYNAMIC_FIELD = "$meta"
 
+#: The provider's own gRPC connection (closed with it, not pooled for the whole process),
+#: sending no keepalive pings while no call is active. pymilvus pings every 10 s even when
+#: idle; Milvus Lite's gRPC server counts those as abuse and drops the connection with
+#: GOAWAY "too many pings", which then fails a later call or connection in the process.
+CONNECTION_OPTIONS: dict[str, Any] = {
+    "dedicated": True,
+    "grpc_options": {"grpc.keepalive_permit_without_calls": False},
+}
+
 MILVUS_CAPABILITIES = Capabilities(
     max_batch_rows=None,
     # 64 MB per insert/upsert RPC; protobuf adds tags/lengths to the Arrow sizes
@@ -342,7 +351,7 @@ class MilvusProvider(ProviderBase):
             raise DriverMissingError(
                 'the milvus provider needs pymilvus: pip install "vectra-io[milvus]"'
             ) from exc
-        kwargs: dict[str, Any] = {"uri": uri, "timeout": self._timeout}
+        kwargs: dict[str, Any] = {"uri": uri, "timeout": self._timeout, **CONNECTION_OPTIONS}
         if self._token and not self.embedded:
             kwargs["token"] = self._token
         if self._db:
