@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import random
 import zlib
 from pathlib import Path
 from typing import Any
@@ -15,8 +17,9 @@ from vectra_io.errors import ConfigError, SnapshotError
 from vectra_io.inspect import validate_snapshot
 from vectra_io.providers.base import IndexSpec
 from vectra_io.providers.memory import MemoryProvider
+from vectra_io.snapshot import checksum as checksum_mod
 from vectra_io.snapshot import parts as parts_mod
-from vectra_io.snapshot.checksum import Digests, check_algorithm
+from vectra_io.snapshot.checksum import Digests, check_algorithm, crc32_combine, file_digests
 from vectra_io.snapshot.storage import SnapshotStore
 
 from .util import make_records, seed
@@ -72,6 +75,41 @@ def test_digests_fed_in_blocks_equal_one_pass() -> None:
         "crc32": f"{zlib.crc32(data):08x}",
     }
     assert Digests(["crc32"]).hexdigests() == {"crc32": "00000000"}
+
+
+def test_crc32_combine_equals_crc32_of_the_concatenation() -> None:
+    rng = random.Random(5)
+    lengths = [0, 1, 2, 7, 255, 4096, 65_537]
+    for la in lengths:
+        for lb in lengths:
+            a, b = rng.randbytes(la), rng.randbytes(lb)
+            assert crc32_combine(zlib.crc32(a), zlib.crc32(b), lb) == zlib.crc32(a + b)
+    # lengths beyond 32 bits, where hashing real data would be slow: combining A, B and C
+    # must not depend on the grouping (it would if a length were cut to 32 bits)
+    a, b, c = 0x1234ABCD, 0x0BADF00D, 0x600DCAFE
+    lb, lc = (1 << 32) + 3, (1 << 33) + 1
+    left = crc32_combine(crc32_combine(a, b, lb), c, lc)
+    assert left == crc32_combine(a, crc32_combine(b, c, lc), lb + lc)
+    assert left != crc32_combine(a, crc32_combine(b, c, lc), (lb + lc) % (1 << 32))
+
+
+@pytest.mark.parametrize("cores", [2, 3, 4])
+@pytest.mark.parametrize("size", [0, 1, 999, 10_007, 65_536])
+def test_parallel_file_digests_equal_one_pass(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cores: int, size: int
+) -> None:
+    # every file takes the threaded path, in blocks small enough to need several reads
+    monkeypatch.setattr(checksum_mod, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(checksum_mod, "READ_BLOCK", 1000)
+    monkeypatch.setattr(checksum_mod, "_usable_cores", lambda: cores)
+    data = os.urandom(size)
+    path = tmp_path / "part.parquet"
+    path.write_bytes(data)
+    expected = {"sha256": hashlib.sha256(data).hexdigest(), "crc32": f"{zlib.crc32(data):08x}"}
+    for wanted in (["crc32"], ["sha256"], ["crc32", "sha256"]):
+        digests = file_digests(str(path), wanted)
+        assert digests.size == size
+        assert digests.hexdigests() == {k: expected[k] for k in wanted}
 
 
 def test_import_checks_crc32_by_default(snap: Path) -> None:
