@@ -33,7 +33,8 @@ export
     what a sequential hand loop (read a page, write it) costs, and it lets bench_pgvector's
     scan be reused as is. The read loop alone is printed as "driver only".
 
-Before the timed runs, one untimed load warms each server up (``--no-warmup`` skips it).
+Before the timed runs, one untimed load warms each server up (``--no-warmup`` skips it),
+and before each timed phase the dirty pages of the previous one are flushed (``os.sync``).
 Rates are vectors/s, medians over ``--repeat`` runs whose order (engine first or hand
 first) alternates; ratios are engine / hand baseline (target >= 0.9): the ratio of the
 medians, and the median of the per-run ratios (each run pairs the engine with the hand
@@ -118,6 +119,14 @@ def run_writes(
             inflight.add(pool.submit(write, b))
         for f in inflight:
             f.result()
+
+
+def quiet_start() -> float:
+    """Flush the page cache's dirty pages, then start a clock: the writeback of one timed
+    phase (a load writes ~300 MB) must not land on the next, which hits whichever side
+    syncs its own file (the engine's export does, a hand loop does not)."""
+    os.sync()
+    return time.perf_counter()
 
 
 def matrix_of(batch: pa.RecordBatch, dim: int) -> np.ndarray:
@@ -471,7 +480,7 @@ class Runner:
         state = self.work / f"state-{t.name}-{rep}"
         state.mkdir()
         provider = t.engine()
-        start = time.perf_counter()
+        start = quiet_start()
         try:
             res = vectra_io.import_snapshot(
                 str(self.snap),
@@ -489,7 +498,7 @@ class Runner:
     def engine_export(self, t: Target, rep: int) -> None:
         out = self.work / f"export-{t.name}-{rep}"
         provider = t.engine()
-        start = time.perf_counter()
+        start = quiet_start()
         try:
             manifest = vectra_io.export_snapshot(provider, str(out), batch_size=self.args.batch)
         finally:
@@ -505,14 +514,14 @@ class Runner:
         for v in variants:
             t.drop()
             write = v.prepare()
-            start = time.perf_counter()
+            start = quiet_start()
             run_writes(write, read_parts(self.parts, self.args.batch), v.threads)
             v.finish()
             self.record(t.name, f"import hand {v.label}", time.perf_counter() - start)
             assert t.count() == self.args.n
 
     def hand_export(self, t: Target) -> None:
-        start = time.perf_counter()
+        start = quiet_start()
         assert t.hand_export() == self.args.n
         read = time.perf_counter() - start
         write = parquet_write_seconds(self.records, self.work / "hand.parquet")
