@@ -106,7 +106,8 @@ def file_digests(path: str, algorithms: Iterable[str] = ALGORITHMS) -> Digests:
     with open(path, "rb", buffering=0) as f:
         size = os.fstat(f.fileno()).st_size
         threads = min(MAX_HASH_THREADS, _usable_cores())
-        if CRC32 not in wanted or size < PARALLEL_MIN_BYTES or threads < 2:
+        parallel = threads >= 2 and hasattr(os, "preadv")  # no os.preadv on Windows
+        if CRC32 not in wanted or size < PARALLEL_MIN_BYTES or not parallel:
             digests = Digests(wanted)
             feed_to_end(f, digests, bytearray(READ_BLOCK))
             return digests
