@@ -52,10 +52,19 @@ class Digests:
         self.size = 0
 
     @classmethod
-    def computed(cls, size: int, crc: int | None = None, sha: Any = None) -> Digests:
-        """Digests computed elsewhere: a CRC-32 value and/or a fed ``hashlib.sha256``."""
-        out = cls(())
-        out._crc, out._sha, out.size = crc, sha, size
+    def of_segments(cls, segments: list[Digests], whole: Digests | None = None) -> Digests:
+        """Digests of a stream from the CRC-32s of its consecutive ``segments`` (combined)
+        and, when given, the SHA-256 of the ``whole`` stream."""
+        out = cls([CRC32])
+        crc = 0
+        for seg in segments:
+            assert seg._crc is not None, "segments carry a CRC-32"
+            crc = crc32_combine(crc, seg._crc, seg.size)
+            out.size += seg.size
+        out._crc = crc
+        if whole is not None:
+            # a file that changed meanwhile gives a size or digests the manifest does not match
+            out._sha, out.size = whole._sha, max(out.size, whole.size)
         return out
 
     def update(self, data: Any) -> None:
@@ -125,38 +134,32 @@ def _parallel_digests(fd: int, size: int, wanted: set[str], threads: int) -> Dig
     crc_threads = threads - 1 if SHA256 in wanted else threads
     bounds = [size * k // crc_threads for k in range(crc_threads + 1)]
     with ThreadPoolExecutor(threads, thread_name_prefix="vectra-hash") as pool:
-        sha = pool.submit(_read_range, fd, 0, None, hashlib.sha256()) if SHA256 in wanted else None
+        whole = pool.submit(_read_range, fd, 0, None, [SHA256]) if SHA256 in wanted else None
         # the last segment reads to the end of the file, so bytes appended meanwhile count
         segments = [
             pool.submit(_read_range, fd, bounds[k], bounds[k + 1] if k < crc_threads - 1 else None)
             for k in range(crc_threads)
         ]
-        crc, total = 0, 0
-        for seg in segments:
-            seg_crc, seg_len = seg.result()
-            crc, total = crc32_combine(crc, seg_crc, seg_len), total + seg_len
-        sha_obj, sha_len = sha.result() if sha is not None else (None, total)
-    # a file that changed meanwhile gives lengths or digests the manifest does not match
-    return Digests.computed(max(total, sha_len), crc=crc, sha=sha_obj)
+        return Digests.of_segments(
+            [seg.result() for seg in segments], whole.result() if whole is not None else None
+        )
 
 
-def _read_range(fd: int, start: int, end: int | None, sha: Any = None) -> tuple[Any, int]:
-    """``sha`` fed bytes ``start:end`` of ``fd`` (to its end when ``end`` is None), or their
-    CRC-32 when ``sha`` is None; with the number of bytes read."""
-    buf = bytearray(READ_BLOCK)
-    view = memoryview(buf)
-    crc, pos = 0, start
+def _read_range(
+    fd: int, start: int, end: int | None, algorithms: Iterable[str] = (CRC32,)
+) -> Digests:
+    """Digests of bytes ``start:end`` of ``fd`` (to its end when ``end`` is None)."""
+    digests = Digests(algorithms)
+    view = memoryview(bytearray(READ_BLOCK))
+    pos = start
     while end is None or pos < end:
         want = READ_BLOCK if end is None else min(READ_BLOCK, end - pos)
         got = os.preadv(fd, [view[:want]], pos)
         if got <= 0:
             break
-        if sha is not None:
-            sha.update(view[:got])
-        else:
-            crc = zlib.crc32(view[:got], crc)
+        digests.update(view[:got])
         pos += got
-    return (sha if sha is not None else crc), pos - start
+    return digests
 
 
 def crc32_combine(crc1: int, crc2: int, len2: int) -> int:
