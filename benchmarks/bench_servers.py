@@ -512,13 +512,17 @@ class Runner:
         variants = t.hand_imports()
         self.labels[t.name] = [(v.label, v.baseline) for v in variants]
         for v in variants:
-            t.drop()
-            write = v.prepare()
-            start = quiet_start()
-            run_writes(write, read_parts(self.parts, self.args.batch), v.threads)
-            v.finish()
-            self.record(t.name, f"import hand {v.label}", time.perf_counter() - start)
+            self.record(t.name, f"import hand {v.label}", self.load_by_hand(t, v))
             assert t.count() == self.args.n
+
+    def load_by_hand(self, t: Target, v: HandImport) -> float:
+        """Seconds for one hand-written load into an empty index."""
+        t.drop()
+        write = v.prepare()
+        start = quiet_start()
+        run_writes(write, read_parts(self.parts, self.args.batch), v.threads)
+        v.finish()
+        return time.perf_counter() - start
 
     def hand_export(self, t: Target) -> None:
         start = quiet_start()
@@ -532,13 +536,8 @@ class Runner:
         """One untimed load with the first hand variant: a fresh server's first load pays
         for things later ones reuse (PostgreSQL creates its WAL segments, caches fill),
         which would otherwise land on whichever side runs first."""
-        v = t.hand_imports()[0]
-        t.drop()
-        write = v.prepare()
-        start = time.perf_counter()
-        run_writes(write, read_parts(self.parts, self.args.batch), v.threads)
-        v.finish()
-        print(f"  {t.name:<9} warm-up load (untimed) in {time.perf_counter() - start:.1f}s")
+        seconds = self.load_by_hand(t, t.hand_imports()[0])
+        print(f"  {t.name:<9} warm-up load (untimed) in {seconds:.1f}s")
 
     def run(self, t: Target) -> None:
         if not self.args.no_warmup:
