@@ -6,6 +6,8 @@ import hashlib
 import json
 import os
 import random
+import subprocess
+import sys
 import zlib
 from pathlib import Path
 from typing import Any
@@ -174,3 +176,32 @@ def test_uploaded_parts_carry_both_digests(tmp_path: Path) -> None:
         data = store.read_bytes(part["path"])
         assert part["sha256"] == hashlib.sha256(data).hexdigest()
         assert part["crc32"] == f"{zlib.crc32(data):08x}"
+
+
+def test_crc32_backend_equals_zlib_in_pieces() -> None:
+    """Whichever CRC-32 the checksums use (zlib-ng with the fast extra), it is zlib's:
+    fed in pieces of every alignment, it gives the CRC of the whole."""
+    data = os.urandom(70_001)
+    for cut in (0, 1, 7, 64, 4096, 65_537, 70_001):
+        digests = Digests(["crc32"])
+        digests.update(data[:cut])
+        digests.update(memoryview(data)[cut:])
+        assert digests.hexdigests() == {"crc32": f"{zlib.crc32(data):08x}"}
+
+
+def test_fast_extra_provides_the_crc32() -> None:
+    pytest.importorskip("zlib_ng")  # installed by the test command (".[all]" holds "fast")
+    assert checksum_mod.CRC32_BACKEND == "zlib-ng"
+
+
+def test_checksums_fall_back_to_zlib_without_the_fast_extra(tmp_path: Path) -> None:
+    code = (
+        "import sys, zlib; sys.modules['zlib_ng'] = None\n"  # as if not installed
+        "from vectra_io.snapshot import checksum as c\n"
+        "d = c.Digests(); d.update(b'vectra' * 1000)\n"
+        "print(c.CRC32_BACKEND, d.hexdigests()['crc32'], f\"{zlib.crc32(b'vectra' * 1000):08x}\")"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert out[0] == "zlib" and out[1] == out[2]

@@ -6,6 +6,10 @@ is what import checks by default, because it costs about half the CPU and
 catches the same accidental damage (truncation, flipped bits, a bad copy).
 The manifest is not signed, so neither digest protects against someone who
 can rewrite it too.
+
+With the ``fast`` extra installed (``zlib-ng``), the CRC-32 is zlib-ng's: the
+same function, about five times faster (11 vs 2 GB/s measured) where the CPU
+has carry-less multiplication. Without it, Python's zlib computes it.
 """
 
 from __future__ import annotations
@@ -14,7 +18,6 @@ import contextlib
 import hashlib
 import io
 import os
-import zlib
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
@@ -23,6 +26,15 @@ from ..errors import ConfigError
 
 if TYPE_CHECKING:
     from .storage import SnapshotStore
+
+try:
+    from zlib_ng.zlib_ng import crc32
+
+    CRC32_BACKEND = "zlib-ng"
+except ImportError:  # the fast extra is not installed
+    from zlib import crc32
+
+    CRC32_BACKEND = "zlib"
 
 CRC32 = "crc32"
 SHA256 = "sha256"
@@ -71,7 +83,7 @@ class Digests:
         if self._sha is not None:
             self._sha.update(data)
         if self._crc is not None:
-            self._crc = zlib.crc32(data, self._crc)
+            self._crc = crc32(data, self._crc)
         self.size += memoryview(data).nbytes
 
     def hexdigests(self) -> dict[str, str]:
@@ -106,7 +118,7 @@ def file_digests(path: str, algorithms: Iterable[str] = ALGORITHMS) -> Digests:
 
     A large file is read by several threads at once: its CRC-32 in contiguous
     segments, combined afterwards, and its SHA-256 (inherently sequential) beside
-    them. zlib and hashlib release the GIL, so this divides the time an import
+    them. zlib, zlib-ng and hashlib release the GIL, so this divides the time an import
     waits for its first part's check by the number of cores (up to four).
     Read through reused buffers, not a memory map: mapped pages would count in
     the process's RSS.
