@@ -37,6 +37,7 @@ import vectra_io
 from vectra_io.providers.base import Capabilities, IndexSpec, ProviderBase, ScanPage
 from vectra_io.providers.memory import MemoryProvider
 from vectra_io.records import dense_array, record_schema
+from vectra_io.snapshot.checksum import CRC32_BACKEND
 from vectra_io.snapshot.parts import parquet_options
 
 DIM = 768
@@ -179,7 +180,10 @@ def main() -> None:
         src.upsert("bench", make_batch(spec, start, min(10_000, n - start), rng))
     table = pa.Table.from_batches([p.batch for p in src.scan("bench", batch_size=10_000)])
     base_rss = peak_rss_mb()
-    print(f"vectra-io {vectra_io.__version__}: {n:,} x {DIM} float32, compression={comp}")
+    print(
+        f"vectra-io {vectra_io.__version__} (CRC-32: {CRC32_BACKEND}): {n:,} x {DIM} float32, "
+        f"compression={comp}"
+    )
 
     with tempfile.TemporaryDirectory() as tmp:
         bare = os.path.join(tmp, "bare.parquet")

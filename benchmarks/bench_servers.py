@@ -73,6 +73,7 @@ import vectra_io
 from benchmarks.bench_core import make_batch
 from vectra_io.providers.base import IndexSpec, Provider
 from vectra_io.providers.memory import MemoryProvider
+from vectra_io.snapshot.checksum import CRC32_BACKEND
 from vectra_io.snapshot.parts import parquet_options
 
 INDEX = "bench_vectors"  # the table bench_pgvector.HandWritten writes; valid everywhere
@@ -557,7 +558,8 @@ class Runner:
     def table(self) -> dict[str, Any]:
         a = self.args
         print(
-            f"\nvectra-io {vectra_io.__version__}: {a.n:,} x {a.dim}, batch {a.batch}, "
+            f"\nvectra-io {vectra_io.__version__} (CRC-32: {CRC32_BACKEND}): {a.n:,} x {a.dim}, "
+            f"batch {a.batch}, "
             f"concurrency {a.concurrency}, medians over {a.repeat} run(s), vectors/s\n"
         )
         head = (
