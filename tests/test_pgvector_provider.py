@@ -753,4 +753,45 @@ def test_copy_payload_matches_a_row_by_row_encoder() -> None:
     batch = batch_from_records(spec, records)
     assert batch.column("vector.title").null_count and batch.column("metadata").null_count
     for piece in (batch, batch.slice(3, 5)):  # sliced arrays: offsets not at zero
-        assert pgv._copy_payload(lay, piece) == _reference_copy(lay, piece)
+        assert pgv._copy_payload(pgv._fields(lay, piece)) == _reference_copy(lay, piece)
+
+
+def test_writes_are_one_unnest_statement_copy_only_names_a_refused_record(
+    provider: PgVectorProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A table with a unique id takes one INSERT ... FROM unnest(binary arrays) per batch;
+    every column's NULLs survive it. A value the server refuses sends the batch through the
+    staging table's COPY, whose error names the record."""
+    from vectra_io.providers import pgvector as pgv
+
+    copies: list[int] = []
+    real = pgv._copy_payload
+    monkeypatch.setattr(pgv, "_copy_payload", lambda fields: copies.append(1) or real(fields))
+    spec = IndexSpec(
+        "arrays", 3, "cosine", sparse=True, named_vectors={"title": VectorSpec(2, "dot")}
+    )
+    provider.create_index(spec)
+    records: list[dict[str, Any]] = []
+    for i in range(7):
+        rec: dict[str, Any] = {"id": f"a{i}-é", "values": [i, -0.0, 1e-42]}
+        if i % 2:
+            rec["vectors"] = {"title": [float(i), 3.4e38]}
+        if i % 3:
+            rec["metadata"] = {"n": i, "s": "ü" * i}
+        if i % 4 != 1:
+            rec["sparse_values"] = {"indices": [i + 1, 70], "values": [0.5, 1.5]}
+        records.append(rec)
+    assert provider.upsert("arrays", batch_from_records(spec, records)) == {}
+    back = provider.fetch("arrays", [r["id"] for r in records])
+    assert_tables_equal(back, batch_from_records(spec, records))
+    assert copies == []
+
+    plain = IndexSpec("arrays_plain", 2, "dot")
+    provider.create_index(plain)
+    bad = pa.RecordBatch.from_pydict(
+        {"id": ["2", "3"], "values": [[1.0, 2.0], [3.0, 4.0]], "metadata": ['{"a":1}', "{nope"]},
+    )
+    with pytest.raises(RecordsRejectedError) as info:
+        provider.upsert("arrays_plain", bad)
+    assert set(info.value.failures) == {"3"} and copies == [1]
+    assert provider.count("arrays_plain") == 0  # the refused batch wrote nothing
