@@ -201,7 +201,7 @@ _OPTIONS = {
 _CONN_KEYS = {"host", "port", "user", "dbname", "password"}
 
 _I4 = struct.Struct(">i").pack
-_TEXT_OID, _JSONB_OID = 25, 3802
+_BUILTIN_OIDS = {"text": 25, "jsonb": 3802}  # pgvector's own types are looked up
 _NULL = _I4(-1)
 _COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
 _COPY_TRAILER = struct.pack(">h", -1)
@@ -591,8 +591,8 @@ class PgVectorProvider(ProviderBase):
         return self._ext_schema
 
     def _type_oid(self, conn: psycopg.Connection[Any], ext: str, name: str) -> int:
-        """OID of pgvector's type ``name`` (binary arrays name their element type)."""
-        oid = self._type_oids.get(name)
+        """OID of type ``name``, built in or pgvector's (binary arrays name their element type)."""
+        oid = _BUILTIN_OIDS.get(name) or self._type_oids.get(name)
         if oid is None:
             row = conn.execute(
                 "SELECT t.oid FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace"
@@ -1409,7 +1409,7 @@ class PgVectorProvider(ProviderBase):
                 ext = self._ext(conn)
                 stage = None if lay.conflict is not None else self._stage(pc_, lay, ext)
                 if stage is None:
-                    oids = [self._field_oid(conn, ext, f) for f in fields]
+                    oids = [self._type_oid(conn, ext, f.pgtype) for f in fields]
             try:
                 if stage is None:  # one statement (autocommit): INSERT ... FROM unnest(arrays)
                     arrays = [_array_param(f, oid) for f, oid in zip(fields, oids, strict=True)]
@@ -1442,9 +1442,6 @@ class PgVectorProvider(ProviderBase):
                 raise err from exc
         return refused
 
-    def _field_oid(self, conn: psycopg.Connection[Any], ext: str, field_: _Field) -> int:
-        return field_.oid or self._type_oid(conn, ext, field_.pgtype)
-
     @staticmethod
     def _statements(pc_: _Conn, lay: _Layout, ext: str, stage: str | None) -> list[bytes]:
         """The statements writing the staging table (``stage``) or the unnested arrays (None)
@@ -1461,16 +1458,15 @@ class PgVectorProvider(ProviderBase):
         name = f"vectra_stage_{lay.signature()}"
         if name in pc_.stages:
             return name
-        cols: list[sql.Composable] = [sql.SQL("id text")]
-        for k, d in enumerate(lay.dense):
-            cols.append(
-                sql.SQL("{} {}({})").format(
-                    sql.Identifier(f"v{k}"), sql.Identifier(ext, "vector"), sql.Literal(d.dimension)
-                )
+        dims = iter(d.dimension for d in lay.dense)
+        cols = [
+            sql.SQL("{} {}({})").format(
+                sql.Identifier(column), _type_sql(ext, pgtype), sql.Literal(next(dims))
             )
-        if lay.sparse_column is not None:
-            cols.append(sql.SQL("sparse {}").format(sql.Identifier(ext, "sparsevec")))
-        cols.append(sql.SQL("metadata jsonb"))
+            if pgtype == "vector"
+            else sql.SQL("{} {}").format(sql.Identifier(column), _type_sql(ext, pgtype))
+            for column, pgtype in _staged_columns(lay)
+        ]
         pc_.conn.execute(
             sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} ({}) ON COMMIT DELETE ROWS").format(
                 sql.Identifier(name), sql.SQL(", ").join(cols)
@@ -1673,18 +1669,30 @@ def _sparse_problems(lay: _Layout, batch: pa.RecordBatch, ids: list[str]) -> dic
     return out
 
 
+def _staged_columns(lay: _Layout) -> list[tuple[str, str]]:
+    """(name, type) of the columns a batch is staged as, in order (``_fields`` encodes them):
+    id, one vector per dense column, the sparse vector, metadata."""
+    cols = [("id", "text"), *((f"v{k}", "vector") for k in range(len(lay.dense)))]
+    if lay.sparse_column is not None:
+        cols.append(("sparse", "sparsevec"))
+    return [*cols, ("metadata", "jsonb")]
+
+
+def _type_sql(ext: str, pgtype: str) -> sql.Composable:
+    """A staged column's type in SQL: pgvector's qualified by the extension's schema."""
+    return sql.SQL(pgtype) if pgtype in _BUILTIN_OIDS else sql.Identifier(ext, pgtype)
+
+
 @dataclass
 class _Field:
-    """One staged column of a batch: its n cells, each a big-endian int32 length and the
-    value in PostgreSQL's binary format (length -1: NULL), as Arrow arrays concatenated
-    row by row (``pieces``); the element type for an array of it (``oid``, or pgvector's
-    ``pgtype`` looked up in the database)."""
+    """One staged column of a batch (see ``_staged_columns``): its n cells, each a
+    big-endian int32 length and the value in PostgreSQL's binary format (length -1: NULL),
+    as Arrow arrays concatenated row by row (``pieces``), and its type."""
 
     pieces: list[pa.Array]
     rows: int
     has_null: bool
-    oid: int = 0
-    pgtype: str = ""
+    pgtype: str
 
     def cells(self) -> memoryview:
         """The n cells, back to back."""
@@ -1700,7 +1708,7 @@ def _fields(lay: _Layout, batch: pa.RecordBatch) -> list[_Field]:
     n = batch.num_rows
     ids = batch.column(ID).cast(pa.large_binary())
     id_len = _fixed_width(_be_int32(pc.binary_length(ids).to_numpy()))
-    out = [_Field([id_len, ids], n, False, oid=_TEXT_OID)]
+    out = [_Field([id_len, ids], n, False, "text")]
     for d in lay.dense:
         col = batch.column(d.field)
         rows = np.empty((n, 8 + 4 * d.dimension), np.uint8)  # length, dim, unused, floats
@@ -1708,16 +1716,16 @@ def _fields(lay: _Layout, batch: pa.RecordBatch) -> list[_Field]:
         rows[:, 4:8] = np.frombuffer(struct.pack(">hh", d.dimension, 0), np.uint8)
         rows[:, 8:] = dense_matrix(col).astype(">f4").view(np.uint8)
         cells = _null_where_missing(_fixed_width(rows), col)
-        out.append(_Field([cells], n, col.null_count > 0, pgtype="vector"))
+        out.append(_Field([cells], n, col.null_count > 0, "vector"))
     if lay.sparse_column is not None:
         cells = pa.array(_sparse_cells(lay, batch), pa.large_binary())
-        out.append(_Field([cells], n, batch.column(SPARSE).null_count > 0, pgtype="sparsevec"))
+        out.append(_Field([cells], n, batch.column(SPARSE).null_count > 0, "sparsevec"))
     meta = batch.column(METADATA).cast(pa.large_binary())
     meta_head = np.empty((n, 5), np.uint8)  # length, jsonb version 1
     meta_head[:, :4] = _be_int32(pc.binary_length(meta).fill_null(0).to_numpy() + 1)
     meta_head[:, 4] = 1
     pieces = [_null_where_missing(_fixed_width(meta_head), meta), meta.fill_null(b"")]
-    out.append(_Field(pieces, n, meta.null_count > 0, oid=_JSONB_OID))
+    out.append(_Field(pieces, n, meta.null_count > 0, "jsonb"))
     return out
 
 
@@ -1836,17 +1844,10 @@ def _write_statements(lay: _Layout, ext: str, stage: str | None) -> list[sql.Com
         values.append(sql.SQL("s.sparse"))
     if stage is None:
         assert lay.conflict is not None, "DELETE + INSERT reads the staging table twice"
-        names = ["id", *(f"v{k}" for k in range(len(lay.dense)))]
-        types: list[sql.Composable] = [sql.SQL("text")]
-        types += [sql.Identifier(ext, "vector")] * len(lay.dense)
-        if lay.sparse_column is not None:
-            names.append("sparse")
-            types.append(sql.Identifier(ext, "sparsevec"))
-        names.append("metadata")
-        types.append(sql.SQL("jsonb"))
+        staged = _staged_columns(lay)
         source = sql.SQL("unnest({}) AS s({})").format(
-            sql.SQL(", ").join(sql.SQL("%b::{}[]").format(t) for t in types),
-            sql.SQL(", ").join(sql.Identifier(c) for c in names),
+            sql.SQL(", ").join(sql.SQL("%b::{}[]").format(_type_sql(ext, t)) for _, t in staged),
+            sql.SQL(", ").join(sql.Identifier(c) for c, _ in staged),
         )
     else:
         source = sql.SQL("{} s").format(sql.Identifier(stage))
