@@ -1404,34 +1404,15 @@ class PgVectorProvider(ProviderBase):
         params: list[Any] = [namespace] if lay.namespace_column is not None else []
         what = f"writing {batch.num_rows} records into {index!r}"
         with self._pool.connection() as pc_:
-            conn = pc_.conn
-            with self._guard(index, what):
-                ext = self._ext(conn)
-                stage = None if lay.conflict is not None else self._stage(pc_, lay, ext)
-                if stage is None:
-                    oids = [self._type_oid(conn, ext, f.pgtype) for f in fields]
             try:
-                if stage is None:  # one statement (autocommit): INSERT ... FROM unnest(arrays)
-                    arrays = [_array_param(f, oid) for f, oid in zip(fields, oids, strict=True)]
-                    try:
-                        conn.execute(self._statements(pc_, lay, ext, stage)[0], params + arrays)
-                    except psycopg.Error as exc:
-                        if (exc.sqlstate or "")[:2] not in ("22", "23"):
-                            raise
-                        # the server refused a value, and arrays do not say whose: the
-                        # staging table's COPY names the record (by its line)
-                        with self._guard(index, what):
-                            stage = self._stage(pc_, lay, ext)
-                if stage is not None:
-                    with conn.transaction(), conn.cursor() as cur:
-                        with cur.copy(
-                            sql.SQL("COPY {} FROM STDIN (FORMAT BINARY)").format(
-                                sql.Identifier(stage)
-                            )
-                        ) as copy:
-                            copy.write(_copy_payload(fields))
-                        for statement in self._statements(pc_, lay, ext, stage):
-                            cur.execute(statement, params)
+                # a table with a unique id takes one statement; the staging table's COPY is
+                # for the others, and for a batch whose value the server refused: arrays do
+                # not say whose, COPY names the record by its line
+                written = lay.conflict is not None and self._write_arrays(
+                    pc_, index, lay, fields, params, what
+                )
+                if not written:
+                    self._write_staged(pc_, index, lay, fields, params, what)
             except psycopg.Error as exc:
                 err = self._translate(exc, index, what)
                 blamed = _blame(exc, ids) if (exc.sqlstate or "")[:2] in ("22", "23") else {}
@@ -1441,6 +1422,52 @@ class PgVectorProvider(ProviderBase):
                     self._forget(index)
                 raise err from exc
         return refused
+
+    def _write_arrays(
+        self,
+        pc_: _Conn,
+        index: str,
+        lay: _Layout,
+        fields: list[_Field],
+        params: list[Any],
+        what: str,
+    ) -> bool:
+        """One autocommit ``INSERT ... SELECT FROM unnest(arrays) ON CONFLICT``. False, having
+        written nothing, when the server refused a value (SQLSTATE class 22 or 23)."""
+        conn = pc_.conn
+        with self._guard(index, what):
+            ext = self._ext(conn)
+            oids = [self._type_oid(conn, ext, f.pgtype) for f in fields]
+        arrays = [_array_param(f, oid) for f, oid in zip(fields, oids, strict=True)]
+        try:
+            conn.execute(self._statements(pc_, lay, ext, None)[0], params + arrays)
+        except psycopg.Error as exc:
+            if (exc.sqlstate or "")[:2] not in ("22", "23"):
+                raise
+            return False
+        return True
+
+    def _write_staged(
+        self,
+        pc_: _Conn,
+        index: str,
+        lay: _Layout,
+        fields: list[_Field],
+        params: list[Any],
+        what: str,
+    ) -> None:
+        """Binary COPY into the connection's staging table, then the table's write
+        statements, in one transaction."""
+        conn = pc_.conn
+        with self._guard(index, what):
+            ext = self._ext(conn)
+            stage = self._stage(pc_, lay, ext)
+        with conn.transaction(), conn.cursor() as cur:
+            copy_sql = sql.SQL("COPY {} FROM STDIN (FORMAT BINARY)").format(sql.Identifier(stage))
+            with cur.copy(copy_sql) as copy:
+                copy.write(_copy_payload(fields))
+            for statement in self._statements(pc_, lay, ext, stage):
+                cur.execute(statement, params)
 
     @staticmethod
     def _statements(pc_: _Conn, lay: _Layout, ext: str, stage: str | None) -> list[bytes]:
