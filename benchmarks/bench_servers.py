@@ -18,6 +18,8 @@ import
     - chroma: raw HTTP ``POST .../upsert`` with httpx (base64 vectors when the server
       offers them, like the provider), N threads;
     - milvus: pymilvus ``MilvusClient.upsert`` of row dicts, N threads, then ``flush``;
+      one upsert at a time, as the provider sends them: Milvus Lite has no write lock
+      and can lose an upsert that overlaps another one's flush;
     - pgvector: ``HandWritten.copy_upsert`` and ``insert_upsert`` of bench_pgvector.py.
 
     The baseline is the provider's hand variant with the best median rate (the same variant
@@ -55,6 +57,7 @@ import shutil
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -378,6 +381,10 @@ class MilvusTarget(Target):
                 INDEX, schema=schema, index_params=params, consistency_level="Strong"
             )
 
+            # Milvus Lite loses an upsert that overlaps another's flush: one at a time,
+            # as the provider does (the threads still build their rows in parallel)
+            one_writer = threading.Lock()
+
             def write(b: pa.RecordBatch) -> None:
                 matrix = matrix_of(b, self.dim)
                 ids, metas = b.column("id").to_pylist(), b.column("metadata").to_pylist()
@@ -385,13 +392,14 @@ class MilvusTarget(Target):
                     {"id": rid, "vector": matrix[i], "metadata": metas[i]}
                     for i, rid in enumerate(ids)
                 ]
-                self.client.upsert(INDEX, rows)
+                with one_writer:
+                    self.client.upsert(INDEX, rows)
 
             return write
 
         return [
             HandImport(
-                f"upsert, {self.threads} threads + flush",
+                f"upsert, {self.threads} threads, one upsert at a time + flush",
                 self.threads,
                 prepare,
                 finish=lambda: self.client.flush(INDEX),

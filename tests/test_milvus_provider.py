@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -747,3 +749,53 @@ def test_error_translation(location: str) -> None:
         assert "Hunter2Secret" not in str(tr(leaky))
     finally:
         p.close()
+
+
+def test_writes_to_milvus_lite_go_one_at_a_time(location: str, client: Any, name: str) -> None:
+    """Milvus Lite has no write lock: an upsert that overlaps another one's MemTable flush can
+    be acknowledged and lost. Every provider of the process sends one write at a time to a
+    Lite store, while queries stay concurrent."""
+    first, second = MilvusProvider(location), MilvusProvider(location)
+    try:
+        assert first.lite and second.lite
+        spec = IndexSpec(name, DIM, "dot")
+        first.create_index(spec)
+        in_flight, most, guard = [0], [0], threading.Lock()
+
+        def counted(real: Any) -> Any:
+            def call(*args: Any, **kw: Any) -> Any:
+                with guard:
+                    in_flight[0] += 1
+                    most[0] = max(most[0], in_flight[0])
+                try:
+                    time.sleep(0.02)  # long enough for the other threads to arrive
+                    return real(*args, **kw)
+                finally:
+                    with guard:
+                        in_flight[0] -= 1
+
+            return call
+
+        for p in (first, second):
+            p._client.upsert = counted(p._client.upsert)
+        rows = records(240)
+
+        def write(k: int) -> None:
+            p = (first, second)[k % 2]
+            p.upsert(name, batch_from_records(spec, rows[k * 20 : (k + 1) * 20]))
+
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(write, range(12)))
+        assert most[0] == 1, f"{most[0]} upserts reached Milvus Lite at once"
+        assert milvus_count(client, name) == 240
+
+        # reads are not serialized: a query runs while a write holds the store's lock
+        query_done = threading.Event()
+        with first._write_lock:
+            threading.Thread(
+                target=lambda: (second.count(name), query_done.set()), daemon=True
+            ).start()
+            assert query_done.wait(30), "a count waited for the write lock"
+    finally:
+        first.close()
+        second.close()

@@ -54,6 +54,12 @@ Every entity carries every vector field, so records without a dense, named or (i
 collections) non-empty sparse vector are refused. Scans page by primary key
 (``pk > last``, with the query iterator's ordering flag), so a cursor
 (``{"after": last_pk}``) resumes in another process.
+
+Milvus Lite (3.2) has no write lock of its own: an upsert that overlaps another one's
+MemTable flush can be acknowledged and then lost. So the provider sends one write
+(upsert, delete, flush) at a time to a Lite store, across every provider of the process;
+the rest (building rows, queries) stays concurrent. Two processes writing to one Lite
+server at once are not protected.
 """
 
 from __future__ import annotations
@@ -67,7 +73,7 @@ import re
 import threading
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
@@ -153,6 +159,18 @@ CONNECTION_OPTIONS: dict[str, Any] = {
     "dedicated": True,
     "grpc_options": {"grpc.keepalive_permit_without_calls": False},
 }
+
+#: calls that change a Milvus Lite store, sent one at a time per store (see the docstring)
+_LITE_WRITES = frozenset({"upsert", "insert", "delete", "flush"})
+_lite_write_locks: dict[str, threading.Lock] = {}
+_lite_write_locks_guard = threading.Lock()
+
+
+def _lite_write_lock(endpoint: str) -> threading.Lock:
+    """The process-wide lock of the Milvus Lite store at ``endpoint``."""
+    with _lite_write_locks_guard:
+        return _lite_write_locks.setdefault(endpoint, threading.Lock())
+
 
 MILVUS_CAPABILITIES = Capabilities(
     max_batch_rows=None,
@@ -359,6 +377,7 @@ class MilvusProvider(ProviderBase):
         with self._translate(None):
             self._client = MilvusClient(**kwargs)
         self._closed = False
+        self._write_lock: threading.Lock | None = None
         #: Milvus Lite (embedded or ``milvus-lite server``) has rules of its own
         try:
             version = "" if self.embedded else str(self._call("get_server_version") or "")
@@ -366,6 +385,7 @@ class MilvusProvider(ProviderBase):
             self.close()
             raise
         self.lite = self.embedded or version.lower().startswith(("milvus_lite", "milvus-lite"))
+        self._write_lock = _lite_write_lock(self.endpoint) if self.lite else None
 
     # -- plumbing -----------------------------------------------------------------
     def _where(self, index: str | None) -> dict[str, Any]:
@@ -506,8 +526,9 @@ class MilvusProvider(ProviderBase):
         kw.setdefault("timeout", self._timeout)
         kw.setdefault("retry_times", 0)
         kw.setdefault("retry_on_rate_limit", False)
+        serial = self._write_lock if method in _LITE_WRITES else None
         try:
-            with self._translate(index, records=records):
+            with serial or nullcontext(), self._translate(index, records=records):
                 return getattr(self._client, method)(*args, **kw)
         except IndexNotFoundError:
             if index is not None:
