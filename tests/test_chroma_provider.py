@@ -680,7 +680,7 @@ def test_list_metadata_left_by_a_deleted_collection_is_removed(
         {"id": f"v{i}", "values": [1.0, 2.0], "metadata": None if i % 2 else {"k": i}}
         for i in range(n)
     ]
-    with caplog.at_level("WARNING", logger="vectra_io.providers.chroma"):
+    with caplog.at_level("INFO", logger="vectra_io.providers.chroma"):
         assert provider.upsert(spec.name, _records(spec, rows)) == {}
     assert "not written" in caplog.text  # the server did attach them: the repair ran
     stored = _raw_get(raw, spec.name, include=["metadatas"])
@@ -811,3 +811,68 @@ def test_import_into_an_empty_collection_made_elsewhere(
     finally:
         with contextlib.suppress(IndexNotFoundError):
             provider.delete_index(name)
+
+
+def test_collection_created_here_skips_the_delete_and_repairs_a_merge(
+    provider: ChromaProvider, index: Callable, server: ChromaServer, raw: httpx.Client
+) -> None:
+    """In a collection the provider created, ids are not deleted before the upsert (an id
+    exists there only if this provider wrote it); the read-back finds a record written twice
+    (Chroma merged the versions) and writes it again, deleted first. Elsewhere: delete first."""
+    spec = index(2)
+    sent: list[str] = []
+    real_send = provider._send
+
+    def recording(method: str, path: str, **kw: Any) -> Any:
+        sent.append(path.rsplit("/", 1)[-1])
+        return real_send(method, path, **kw)
+
+    provider._send = recording  # type: ignore[method-assign]
+    ids = [f"m{i}" for i in range(10)]
+    first = [
+        {
+            "id": rid,
+            "values": [1.0, float(i)],
+            "metadata": {"k": 1, "old_only": "x", DOCUMENT_KEY: f"doc {i}", URI_KEY: f"u{i}"},
+        }
+        for i, rid in enumerate(ids)
+    ]
+    assert provider.upsert(spec.name, _records(spec, first)) == {}
+    assert "delete" not in sent and "upsert" in sent
+
+    sent.clear()
+    second = [
+        {"id": rid, "values": [2.0, float(i)], "metadata": None if i == 0 else {"k": 2}}
+        for i, rid in enumerate(ids)
+    ]
+    assert provider.upsert(spec.name, _records(spec, second)) == {}
+    assert sent.count("delete") == 1 and sent.count("upsert") == 2, sent  # the merge repaired
+    stored = _raw_get(raw, spec.name, ids=ids)
+    by_id = {
+        rid: (meta, doc, uri)
+        for rid, meta, doc, uri in zip(
+            stored["ids"], stored["metadatas"], stored["documents"], stored["uris"], strict=True
+        )
+    }
+    assert by_id == {rid: (None if rid == "m0" else {"k": 2}, None, None) for rid in ids}
+    got = _by_id(provider.fetch(spec.name, ids))
+    assert {rid: r["metadata"] for rid, r in got.items()} == {
+        r["id"]: r["metadata"] for r in second
+    }
+
+    other = ChromaProvider(f"{server.host}:{server.port}")  # did not create the collection
+    try:
+        real_other = other._send
+        other_sent: list[str] = []
+
+        def other_recording(method: str, path: str, **kw: Any) -> Any:
+            other_sent.append(path.rsplit("/", 1)[-1])
+            return real_other(method, path, **kw)
+
+        other._send = other_recording  # type: ignore[method-assign]
+        assert other.upsert(spec.name, _records(spec, first)) == {}
+        assert other_sent.index("delete") < other_sent.index("upsert")
+    finally:
+        other.close()
+    stored = _raw_get(raw, spec.name, ids=["m3"])
+    assert stored["documents"] == ["doc 3"] and stored["metadatas"][0]["old_only"] == "x"
