@@ -106,6 +106,19 @@ def _by_id(batch: pa.RecordBatch) -> dict[str, dict[str, Any]]:
     return {r["id"]: r for r in records_from_batch(batch)}
 
 
+def _record_requests(provider: ChromaProvider) -> list[str]:
+    """The last path segment of every request the provider sends from now on, in order."""
+    sent: list[str] = []
+    real_send = provider._send
+
+    def recording(method: str, path: str, **kw: Any) -> Any:
+        sent.append(path.rsplit("/", 1)[-1])
+        return real_send(method, path, **kw)
+
+    provider._send = recording  # type: ignore[method-assign]
+    return sent
+
+
 def _bits(values: Any) -> list[int]:
     return np.asarray(values, dtype=np.float32).view(np.uint32).tolist()
 
@@ -820,14 +833,7 @@ def test_collection_created_here_skips_the_delete_and_repairs_a_merge(
     exists there only if this provider wrote it); the read-back finds a record written twice
     (Chroma merged the versions) and writes it again, deleted first. Elsewhere: delete first."""
     spec = index(2)
-    sent: list[str] = []
-    real_send = provider._send
-
-    def recording(method: str, path: str, **kw: Any) -> Any:
-        sent.append(path.rsplit("/", 1)[-1])
-        return real_send(method, path, **kw)
-
-    provider._send = recording  # type: ignore[method-assign]
+    sent = _record_requests(provider)
     ids = [f"m{i}" for i in range(10)]
     first = [
         {
@@ -862,14 +868,7 @@ def test_collection_created_here_skips_the_delete_and_repairs_a_merge(
 
     other = ChromaProvider(f"{server.host}:{server.port}")  # did not create the collection
     try:
-        real_other = other._send
-        other_sent: list[str] = []
-
-        def other_recording(method: str, path: str, **kw: Any) -> Any:
-            other_sent.append(path.rsplit("/", 1)[-1])
-            return real_other(method, path, **kw)
-
-        other._send = other_recording  # type: ignore[method-assign]
+        other_sent = _record_requests(other)
         assert other.upsert(spec.name, _records(spec, first)) == {}
         assert other_sent.index("delete") < other_sent.index("upsert")
     finally:

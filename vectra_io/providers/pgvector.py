@@ -1400,22 +1400,24 @@ class PgVectorProvider(ProviderBase):
                     lay.table,
                     d.column,
                 )
-        fields = _fields(lay, batch)
-        params: list[Any] = [namespace] if lay.namespace_column is not None else []
         what = f"writing {batch.num_rows} records into {index!r}"
+        job = _WriteJob(
+            index,
+            lay,
+            _fields(lay, batch),
+            [namespace] if lay.namespace_column is not None else [],
+            what,
+        )
         with self._pool.connection() as pc_:
             try:
                 # a table with a unique id takes one statement; the staging table's COPY is
                 # for the others, and for a batch whose value the server refused: arrays do
                 # not say whose, COPY names the record by its line
-                written = lay.conflict is not None and self._write_arrays(
-                    pc_, index, lay, fields, params, what
-                )
-                if not written:
-                    self._write_staged(pc_, index, lay, fields, params, what)
+                if lay.conflict is None or not self._write_arrays(pc_, job):
+                    self._write_staged(pc_, job)
             except psycopg.Error as exc:
                 err = self._translate(exc, index, what)
-                blamed = _blame(exc, ids) if (exc.sqlstate or "")[:2] in ("22", "23") else {}
+                blamed = _blame(exc, ids) if _refused_value(exc) else {}
                 if blamed:  # the server names the record: the rest of the batch may be fine
                     err = RecordsRejectedError(err.message, failures=blamed, **self._where(index))
                 if isinstance(err, (IndexNotFoundError, IncompatibleIndexError)):
@@ -1423,51 +1425,35 @@ class PgVectorProvider(ProviderBase):
                 raise err from exc
         return refused
 
-    def _write_arrays(
-        self,
-        pc_: _Conn,
-        index: str,
-        lay: _Layout,
-        fields: list[_Field],
-        params: list[Any],
-        what: str,
-    ) -> bool:
+    def _write_arrays(self, pc_: _Conn, job: _WriteJob) -> bool:
         """One autocommit ``INSERT ... SELECT FROM unnest(arrays) ON CONFLICT``. False, having
         written nothing, when the server refused a value (SQLSTATE class 22 or 23)."""
         conn = pc_.conn
-        with self._guard(index, what):
+        with self._guard(job.index, job.what):
             ext = self._ext(conn)
-            oids = [self._type_oid(conn, ext, f.pgtype) for f in fields]
-        arrays = [_array_param(f, oid) for f, oid in zip(fields, oids, strict=True)]
+            oids = [self._type_oid(conn, ext, f.pgtype) for f in job.fields]
+        arrays = [_array_param(f, oid) for f, oid in zip(job.fields, oids, strict=True)]
         try:
-            conn.execute(self._statements(pc_, lay, ext, None)[0], params + arrays)
+            conn.execute(self._statements(pc_, job.lay, ext, None)[0], job.params + arrays)
         except psycopg.Error as exc:
-            if (exc.sqlstate or "")[:2] not in ("22", "23"):
+            if not _refused_value(exc):
                 raise
             return False
         return True
 
-    def _write_staged(
-        self,
-        pc_: _Conn,
-        index: str,
-        lay: _Layout,
-        fields: list[_Field],
-        params: list[Any],
-        what: str,
-    ) -> None:
+    def _write_staged(self, pc_: _Conn, job: _WriteJob) -> None:
         """Binary COPY into the connection's staging table, then the table's write
         statements, in one transaction."""
         conn = pc_.conn
-        with self._guard(index, what):
+        with self._guard(job.index, job.what):
             ext = self._ext(conn)
-            stage = self._stage(pc_, lay, ext)
+            stage = self._stage(pc_, job.lay, ext)
         with conn.transaction(), conn.cursor() as cur:
             copy_sql = sql.SQL("COPY {} FROM STDIN (FORMAT BINARY)").format(sql.Identifier(stage))
             with cur.copy(copy_sql) as copy:
-                copy.write(_copy_payload(fields))
-            for statement in self._statements(pc_, lay, ext, stage):
-                cur.execute(statement, params)
+                copy.write(_copy_payload(job.fields))
+            for statement in self._statements(pc_, job.lay, ext, stage):
+                cur.execute(statement, job.params)
 
     @staticmethod
     def _statements(pc_: _Conn, lay: _Layout, ext: str, stage: str | None) -> list[bytes]:
@@ -1710,6 +1696,19 @@ def _type_sql(ext: str, pgtype: str) -> sql.Composable:
     return sql.SQL(pgtype) if pgtype in _BUILTIN_OIDS else sql.Identifier(ext, pgtype)
 
 
+@dataclass(frozen=True)
+class _WriteJob:
+    """One batch on its way into a table: its columns and statement parameters."""
+
+    index: str
+    lay: _Layout
+    fields: list[_Field]
+    #: leading parameters of the write statements (the namespace, when the table has one)
+    params: list[Any]
+    #: what the write is, for error messages
+    what: str
+
+
 @dataclass
 class _Field:
     """One staged column of a batch (see ``_staged_columns``): its n cells, each a
@@ -1920,6 +1919,12 @@ def _write_statements(lay: _Layout, ext: str, stage: str | None) -> list[sql.Com
         t=lay.qualified, s=sql.Identifier(stage), c=sql.SQL(" AND ").join(cond)
     )
     return [delete, insert]
+
+
+def _refused_value(exc: psycopg.Error) -> bool:
+    """The server refused a value of the batch (SQLSTATE class 22 data exception or 23
+    integrity constraint violation), not the request."""
+    return (exc.sqlstate or "")[:2] in ("22", "23")
 
 
 def _blame(exc: psycopg.Error, ids: Sequence[str]) -> dict[str, str]:
