@@ -171,7 +171,10 @@ def test_numeric_fast_path_checks_every_element() -> None:
     assert sparse({"indices": [0, -1], "values": [1.0, 2.0]}) is not None
 
 
-def test_upsert_validation_time_256x768() -> None:
+def test_a_256x768_upsert_with_mixed_ids_validates() -> None:
+    """A realistic upsert (integer and UUID ids, 768 floats each) passes the compiled check,
+    and one bad float in it is found. Its cost is measured by
+    benchmarks/bench_qdrant_latency.py ("CPU per upsert"), not asserted here."""
     op = load_spec("qdrant-openapi-v1.19.json").operation("upsert_points")
     rng = np.random.default_rng(1)
     body = orjson.loads(
@@ -189,14 +192,9 @@ def test_upsert_validation_time_256x768() -> None:
         )
     )
     assert op.body_check is not None
-    timings = []
-    for _ in range(7):
-        started = time.perf_counter()
-        assert op.body_check(body) is None
-        timings.append(time.perf_counter() - started)
-    best = min(timings)
-    print(f"\nvalidation of one 256x768 upsert: {best * 1000:.1f} ms (best of 7)")
-    assert best < 0.1
+    assert op.body_check(body) is None
+    body["points"][200]["vector"][767] = "0.5"
+    assert op.body_check(body) is not None
 
 
 # ======================================================================================

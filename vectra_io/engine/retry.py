@@ -78,9 +78,10 @@ class RetryPolicy:
         if attempt >= self.max_attempts or elapsed + delay > self.max_elapsed:
             log.warning("%s failed after %d attempts: %s", what, attempt, exc)
             raise exc
+        if exc.retry_after is not None:
+            self.gate.close_for(delay)  # every worker waits, not only this one; close it first
         log.info("%s: %s; retry %d/%d in %.2fs", what, exc, attempt, self.max_attempts - 1, delay)
         if exc.retry_after is not None:
-            self.gate.close_for(delay)  # every worker waits, not only this one
             self.gate.wait(self.sleep)
         else:
             self.sleep(delay)
