@@ -148,7 +148,7 @@ def test_location_syntax(location: str, tls: bool, endpoint: str, base: str) -> 
     p = ChromaProvider(location, tls=tls)
     try:
         assert p.endpoint == endpoint
-        assert str(p._client.base_url).rstrip("/") == base
+        assert str(p._api.client.base_url).rstrip("/") == base
     finally:
         p.close()
 
@@ -175,7 +175,7 @@ def test_registry_opens_chroma_with_env_key(monkeypatch: pytest.MonkeyPatch) -> 
         assert isinstance(p, ChromaProvider)
         assert p.endpoint == "chroma+https://chroma.example/acme/prod"
         assert SECRET not in p.endpoint
-        assert p._client.headers["x-chroma-token"] == SECRET
+        assert p._api.client.headers["x-chroma-token"] == SECRET
     finally:
         p.close()
 

@@ -95,7 +95,6 @@ Limits
 from __future__ import annotations
 
 import base64
-import email.utils
 import hashlib
 import json
 import logging
@@ -103,7 +102,6 @@ import math
 import re
 import ssl
 import threading
-import time
 import urllib.parse
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -115,17 +113,16 @@ import numpy as np
 import pyarrow as pa
 
 from ..errors import (
-    AuthError,
     ConfigError,
     FatalError,
     IncompatibleIndexError,
     IndexNotFoundError,
     ProviderError,
     RecordsRejectedError,
-    RetryableError,
     UnsupportedError,
 )
 from ..records import ID, METADATA, VALUES, conform, dense_array, dense_matrix, record_schema
+from ._http import JsonApi, Wording, netloc
 from .base import (
     DEFAULT_NAMESPACE,
     ID_TYPES,
@@ -174,6 +171,12 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{1,510}[A-Za-z0-9]")
 _IPV4 = re.compile(r"\d{1,3}(\.\d{1,3}){3}")
 _NS_TAIL = re.compile(r"[A-Za-z0-9._-]*[A-Za-z0-9]")
 _POSITION = re.compile(r"(?:at index |(?:ids|embeddings|metadatas|documents|uris)\[)(\d+)")
+
+_WORDING = Wording(
+    timeout="Chroma did not answer in time ({what}: {kind})",
+    transport="cannot reach Chroma ({what}): {detail}",
+    other="request to Chroma failed ({what}): {detail}",
+)
 
 CHROMA_CAPABILITIES = Capabilities(
     max_batch_rows=DEFAULT_MAX_BATCH_ROWS,
@@ -312,29 +315,31 @@ class ChromaProvider(ProviderBase):
             raise ConfigError("chroma provider: max_payload_bytes must be at least 1024")
         self.tenant, self.database = tenant, database
         scheme = "https" if tls else "http"
-        netloc = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        address = netloc(host, port)
         default_port = DEFAULT_TLS_PORT if tls else DEFAULT_PORT
-        shown = netloc if port != default_port else (f"[{host}]" if ":" in host else host)
+        shown = address if port != default_port else (f"[{host}]" if ":" in host else host)
         suffix = (
             ""
             if (tenant, database) == (DEFAULT_TENANT, DEFAULT_DATABASE)
             else f"/{tenant}/{database}"
         )
         self.endpoint = f"chroma{'+https' if tls else ''}://{shown}{suffix}"
-        self._secret = api_key or ""
         headers = {"accept": "application/json", "user-agent": "vectra-io"}
         if api_key:
             if auth_header in ("x-chroma-token", "both"):
                 headers["x-chroma-token"] = api_key
             if auth_header in ("authorization", "both"):
                 headers["authorization"] = f"Bearer {api_key}"
-        self._client = httpx.Client(
-            base_url=f"{scheme}://{netloc}",
+        self._api = JsonApi(
+            self.name,
+            self.endpoint,
+            wording=_WORDING,
+            secrets=(api_key,),
+            base_url=f"{scheme}://{address}",
             headers=headers,
-            timeout=httpx.Timeout(timeout, connect=connect_timeout),
-            limits=httpx.Limits(
-                max_connections=max_connections, max_keepalive_connections=max_connections
-            ),
+            timeout=timeout,
+            connect_timeout=connect_timeout,
+            max_connections=max_connections,
             verify=ssl.create_default_context(cafile=verify) if isinstance(verify, str) else verify,
             transport=transport,
         )
@@ -397,9 +402,6 @@ class ChromaProvider(ProviderBase):
     def _where(self, index: str | None) -> dict[str, Any]:
         return {"provider": self.name, "endpoint": self.endpoint, "index": index}
 
-    def _scrub(self, text: str) -> str:
-        return text.replace(self._secret, "***") if self._secret else text
-
     def _send(
         self,
         method: str,
@@ -411,23 +413,11 @@ class ChromaProvider(ProviderBase):
         index: str | None = None,
     ) -> httpx.Response:
         if body is not None:
-            content = _dumps(body)
-        headers = {"content-type": "application/json"} if content is not None else None
+            content = _dumps(body)  # not JsonApi's: NaN must fail here, not become null
         what = f"{method} {_route(path)}"
-        try:
-            response = self._client.request(
-                method, path, content=content, params=params, headers=headers
-            )
-        except httpx.TimeoutException as exc:
-            raise RetryableError(
-                f"Chroma did not answer in time ({what}: {type(exc).__name__})",
-                **self._where(index),
-            ) from exc
-        except httpx.TransportError as exc:
-            detail = self._scrub(str(exc)) or type(exc).__name__
-            raise RetryableError(
-                f"cannot reach Chroma ({what}): {detail}", **self._where(index)
-            ) from exc
+        response = self._api.request(
+            method, path, what=what, index=index, content=content, params=params
+        )
         if response.is_success:
             return response
         raise self._http_error(response, what, index)
@@ -445,18 +435,15 @@ class ChromaProvider(ProviderBase):
     def _http_error(self, response: httpx.Response, what: str, index: str | None) -> ProviderError:
         status = response.status_code
         kind, text = _error_body(response)
-        message = self._scrub(f"Chroma answered HTTP {status} to {what}: {kind}: {text}")
-        where = {**self._where(index), "status": status}
-        if status in (401, 403):
-            return AuthError(
-                f"Chroma refused the credentials (HTTP {status}); check the API key "
-                f"($CHROMA_API_KEY) and auth_header: {self._scrub(text)}",
-                **where,
-            )
-        if status == 429 or (status >= 500 and status != 501):
-            return RetryableError(
-                message, retry_after=_retry_after(response.headers.get("retry-after")), **where
-            )
+        message = self._api.scrub(f"Chroma answered HTTP {status} to {what}: {kind}: {text}")
+        auth = self._api.scrub(
+            f"Chroma refused the credentials (HTTP {status}); check the API key "
+            f"($CHROMA_API_KEY) and auth_header: {text}"
+        )
+        common = self._api.common_status_error(response, message, auth, index)
+        if common is not None:
+            return common
+        where = self._api.where(index, status)
         if status == 501:
             return UnsupportedError(message, **where)
         if status == 404:
@@ -1014,7 +1001,7 @@ class ChromaProvider(ProviderBase):
         return set()
 
     def close(self) -> None:
-        self._client.close()
+        self._api.close()
 
 
 # -- records ----------------------------------------------------------------------------------
@@ -1306,21 +1293,6 @@ def _error_body(response: httpx.Response) -> tuple[str, str]:
         return str(data.get("error") or "error"), str(data.get("message") or data)[:1000]
     text = response.text.strip()[:1000] or response.reason_phrase
     return "error", text
-
-
-def _retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds or an HTTP date)."""
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return None
-        seconds = when.timestamp() - time.time()
-    return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
 def _parse_location(location: str, tls: bool) -> tuple[str, int, str, str]:
