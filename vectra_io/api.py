@@ -185,15 +185,10 @@ class Migration:
         retry: RetryPolicy | None = None,
     ) -> dict[str, Any]:
         """Copy one namespace of one index. Returns ``migrated_count``, ``batches``, ``errors``."""
-        src_ns = normalize_namespace(source_namespace)
-        tgt_ns = normalize_namespace(target_namespace) if target_namespace is not None else src_ns
         return _migrate(
             self.source,
             self.target,
-            indexes=[source_index],
-            namespaces=[src_ns],
-            index_map={source_index: target_index or source_index},
-            namespace_map={src_ns: tgt_ns},
+            **_one_namespace(source_index, target_index, source_namespace, target_namespace),
             batch_size=batch_size,
             chunk_size=chunk_size,
             concurrency=concurrency,
@@ -224,15 +219,10 @@ class Migration:
 
         if source_index is None:
             return plan(self.source, self.target, scan_records=scan_records)
-        src_ns = normalize_namespace(source_namespace)
-        tgt_ns = normalize_namespace(target_namespace) if target_namespace is not None else src_ns
         return plan(
             self.source,
             self.target,
-            indexes=[source_index],
-            namespaces=[src_ns],
-            index_map={source_index: target_index or source_index},
-            namespace_map={src_ns: tgt_ns},
+            **_one_namespace(source_index, target_index, source_namespace, target_namespace),
             scan_records=scan_records,
         )
 
@@ -256,3 +246,21 @@ class Migration:
             "target_count": target_count,
             "exact": self.source.capabilities.exact_count and self.target.capabilities.exact_count,
         }
+
+
+def _one_namespace(
+    source_index: str,
+    target_index: str | None,
+    source_namespace: str | None,
+    target_namespace: str | None,
+) -> dict[str, Any]:
+    """The engine's selection keywords for one namespace of one index (target names default
+    to the source's)."""
+    src_ns = normalize_namespace(source_namespace)
+    tgt_ns = normalize_namespace(target_namespace) if target_namespace is not None else src_ns
+    return {
+        "indexes": [source_index],
+        "namespaces": [src_ns],
+        "index_map": {source_index: target_index or source_index},
+        "namespace_map": {src_ns: tgt_ns},
+    }

@@ -215,6 +215,10 @@ class ProviderBase:
     def close(self) -> None:
         return None
 
+    def _where(self, index: str | None) -> dict[str, Any]:
+        """The ``provider``/``endpoint``/``index`` keywords of an error raised here."""
+        return {"provider": self.name, "endpoint": self.endpoint, "index": index}
+
     def __enter__(self) -> Self:
         return self
 

@@ -399,9 +399,6 @@ class ChromaProvider(ProviderBase):
             )
 
     # -- HTTP --------------------------------------------------------------------------------
-    def _where(self, index: str | None) -> dict[str, Any]:
-        return {"provider": self.name, "endpoint": self.endpoint, "index": index}
-
     def _send(
         self,
         method: str,

@@ -575,9 +575,6 @@ class QdrantProvider(ProviderBase):
         self._api.close()
 
     # -- HTTP ------------------------------------------------------------------------------
-    def _where(self, index: str | None) -> dict[str, Any]:
-        return {"provider": self.name, "endpoint": self.endpoint, "index": index}
-
     def _call(
         self,
         method: str,

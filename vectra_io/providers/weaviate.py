@@ -508,9 +508,6 @@ class WeaviateProvider(ProviderBase):
 
     # -- HTTP ---------------------------------------------------------------------------
 
-    def _where(self, index: str | None) -> dict[str, Any]:
-        return {"provider": self.name, "endpoint": self.endpoint, "index": index}
-
     def _scrub(self, text: str) -> str:
         return self._api.scrub(text)
 
