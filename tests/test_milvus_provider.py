@@ -38,10 +38,10 @@ from vectra_io.providers.memory import MemoryProvider  # noqa: E402
 from vectra_io.providers.milvus import (  # noqa: E402
     CONNECTION_OPTIONS,
     MilvusProvider,
-    _parse_location,
     namespace_for,
     partition_for,
 )
+from vectra_io.providers.milvus.connection import parse_location  # noqa: E402
 from vectra_io.providers.registry import open_provider  # noqa: E402
 from vectra_io.records import (  # noqa: E402
     batch_from_records,
@@ -138,18 +138,18 @@ def milvus_count(client: Any, name: str, partition: str | None = None) -> int:
 
 # -- locations and names (no server) --------------------------------------------------
 def test_parse_location_forms(tmp_path: Path) -> None:
-    assert _parse_location("h:1234", False, None) == (
+    assert parse_location("h:1234", False, None) == (
         "http://h:1234",
         "milvus://h:1234",
         None,
         False,
     )
-    assert _parse_location("h", True, None)[:2] == ("https://h:19530", "milvus+https://h:19530")
-    assert _parse_location("h:1/db1", False, None)[2] == "db1"
-    assert _parse_location("h:1", False, "db2")[1] == "milvus://h:1/db2"
-    assert _parse_location("[::1]:5", False, None)[0] == "http://[::1]:5"
+    assert parse_location("h", True, None)[:2] == ("https://h:19530", "milvus+https://h:19530")
+    assert parse_location("h:1/db1", False, None)[2] == "db1"
+    assert parse_location("h:1", False, "db2")[1] == "milvus://h:1/db2"
+    assert parse_location("[::1]:5", False, None)[0] == "http://[::1]:5"
     lite = str(tmp_path / "x.db")
-    assert _parse_location(lite, False, None) == (lite, f"milvus://{lite}", None, True)
+    assert parse_location(lite, False, None) == (lite, f"milvus://{lite}", None, True)
     for bad, db in [
         ("user:pw@h:1", None),
         ("h:1/a", "b"),
@@ -160,7 +160,7 @@ def test_parse_location_forms(tmp_path: Path) -> None:
         ("", None),
     ]:
         with pytest.raises(ConfigError):
-            _parse_location(bad, False, db)
+            parse_location(bad, False, db)
 
 
 def test_unknown_options_are_refused(location: str) -> None:
@@ -724,6 +724,8 @@ def test_error_translation(location: str) -> None:
             (MilvusException(code=8, message="rate limit exceeded"), False, RetryableError),
             (MilvusException(code=2, message="service unavailable"), False, RetryableError),
             (MilvusException(code=5, message="x", retriable=True), False, RetryableError),
+            (MilvusException(code=1, message="current_seq is monotonic; tried to set 44000 < "
+             "45000"), True, RetryableError),
             (RpcError(grpc.StatusCode.UNAVAILABLE, "connection refused"), False, RetryableError),
             (RpcError(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline"), False, RetryableError),
             (MilvusException(code=grpc.StatusCode.UNAVAILABLE, message="Retry timeout: 60s"),

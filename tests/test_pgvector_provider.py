@@ -688,7 +688,7 @@ def test_lost_connection_is_retryable_then_replaced(server: Any, conn: Any, sche
 def _reference_copy(lay: Any, batch: pa.RecordBatch) -> bytes:
     import struct
 
-    from vectra_io.providers.pgvector import _sparse_cells
+    from vectra_io.providers.pgvector.binary import _sparse_cells
 
     sparse = _sparse_cells(lay, batch) if lay.sparse_column is not None else None
     nfields = 2 + len(lay.dense) + (sparse is not None)
@@ -715,14 +715,15 @@ def _reference_copy(lay: Any, batch: pa.RecordBatch) -> bytes:
 
 
 def test_copy_payload_matches_a_row_by_row_encoder() -> None:
-    from vectra_io.providers import pgvector as pgv
+    from vectra_io.providers.pgvector import binary
+    from vectra_io.providers.pgvector.layout import Dense, Layout
 
     spec = IndexSpec("t", 3, "cosine", sparse=True, named_vectors={"title": VectorSpec(2, "dot")})
     dense = (
-        pgv._Dense("values", "embedding", "vector", 3, "cosine"),
-        pgv._Dense("vector.title", "title", "vector", 2, "dot"),
+        Dense("values", "embedding", "vector", 3, "cosine"),
+        Dense("vector.title", "title", "vector", 2, "dot"),
     )
-    lay = pgv._Layout(
+    lay = Layout(
         "public",
         "t",
         spec,
@@ -753,7 +754,7 @@ def test_copy_payload_matches_a_row_by_row_encoder() -> None:
     batch = batch_from_records(spec, records)
     assert batch.column("vector.title").null_count and batch.column("metadata").null_count
     for piece in (batch, batch.slice(3, 5)):  # sliced arrays: offsets not at zero
-        assert pgv._copy_payload(pgv._fields(lay, piece)) == _reference_copy(lay, piece)
+        assert binary.copy_payload(binary.fields(lay, piece)) == _reference_copy(lay, piece)
 
 
 def test_writes_are_one_unnest_statement_copy_only_names_a_refused_record(
@@ -762,11 +763,13 @@ def test_writes_are_one_unnest_statement_copy_only_names_a_refused_record(
     """A table with a unique id takes one INSERT ... FROM unnest(binary arrays) per batch;
     every column's NULLs survive it. A value the server refuses sends the batch through the
     staging table's COPY, whose error names the record."""
-    from vectra_io.providers import pgvector as pgv
+    from vectra_io.providers.pgvector import provider as pgv_provider
 
     copies: list[int] = []
-    real = pgv._copy_payload
-    monkeypatch.setattr(pgv, "_copy_payload", lambda fields: copies.append(1) or real(fields))
+    real = pgv_provider.copy_payload  # patched where the provider looks it up
+    monkeypatch.setattr(
+        pgv_provider, "copy_payload", lambda fields: copies.append(1) or real(fields)
+    )
     spec = IndexSpec(
         "arrays", 3, "cosine", sparse=True, named_vectors={"title": VectorSpec(2, "dot")}
     )

@@ -49,9 +49,6 @@ class RestrictedMemoryProvider(MemoryProvider):
     def __init__(self, location: str = "", **options: Any) -> None:
         super().__init__(location, capabilities=RESTRICTED_CAPABILITIES, **options)
 
-    def _where(self, index: str) -> dict[str, Any]:
-        return {"provider": self.name, "endpoint": self.endpoint, "index": index}
-
     def create_index(self, spec: IndexSpec) -> None:
         caps, where = self.capabilities, self._where(spec.name)
         if spec.sparse:
