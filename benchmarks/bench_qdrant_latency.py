@@ -49,7 +49,8 @@ import vectra_io
 from vectra_io.engine.writer import row_nbytes
 from vectra_io.providers.base import IndexSpec
 from vectra_io.providers.memory import MemoryProvider
-from vectra_io.providers.qdrant import QdrantProvider, _Info, dumps
+from vectra_io.providers.qdrant import QdrantProvider, dumps
+from vectra_io.providers.qdrant.collection_info import Info
 from vectra_io.records import dense_array, record_schema
 
 INDEX = "bench"
@@ -164,7 +165,7 @@ def cpu_per_upsert(spec: IndexSpec, chunk: pa.RecordBatch) -> dict[str, float]:
         metadata={"vectra_io": {"id_type": "string"}},
     )
     provider = QdrantProvider("127.0.0.1:9")  # never connects: only the local work is timed
-    info = _Info.parse(INDEX, double.get_collection(_req(INDEX)).body["result"])
+    info = Info.parse(INDEX, double.get_collection(_req(INDEX)).body["result"])
     qspec = provider._spec(info, INDEX)
     check = double.spec.operation("upsert_points").body_check
     assert check is not None

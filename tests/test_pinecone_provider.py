@@ -38,8 +38,8 @@ from vectra_io.providers.memory import MemoryProvider
 from vectra_io.providers.pinecone import (
     MAX_REQUEST_BYTES,
     PineconeProvider,
-    _fetch_groups,
-    _parse_location,
+    fetch_groups,
+    parse_location,
 )
 from vectra_io.providers.registry import open_provider
 from vectra_io.records import batch_from_records, loads_metadata, records_from_batch
@@ -124,18 +124,18 @@ class BodySizes:
 
 # -- URLs, options, secrets --------------------------------------------------------------
 def test_location_forms() -> None:
-    real = _parse_location("", False)
+    real = parse_location("", False)
     assert (real.base_url, real.https) == ("https://api.pinecone.io", True)
-    assert _parse_location("api.pinecone.io", False).base_url == "https://api.pinecone.io"
-    assert _parse_location("127.0.0.1:9000", False).base_url == "http://127.0.0.1:9000"
-    assert _parse_location("127.0.0.1:9000/", True).base_url == "https://127.0.0.1:9000"
-    opts = _parse_location("?ids_from=/tmp/ids.txt&on_lossy=stringify", False)
+    assert parse_location("api.pinecone.io", False).base_url == "https://api.pinecone.io"
+    assert parse_location("127.0.0.1:9000", False).base_url == "http://127.0.0.1:9000"
+    assert parse_location("127.0.0.1:9000/", True).base_url == "https://127.0.0.1:9000"
+    opts = parse_location("?ids_from=/tmp/ids.txt&on_lossy=stringify", False)
     assert opts.base_url == "https://api.pinecone.io"
     assert opts.options == {"ids_from": "/tmp/ids.txt", "on_lossy": "stringify"}
     with pytest.raises(ConfigError, match="credentials"):
-        _parse_location("secret-key@api.pinecone.io", False)
+        parse_location("secret-key@api.pinecone.io", False)
     with pytest.raises(ConfigError, match="path"):
-        _parse_location("h:1/some/path", False)
+        parse_location("h:1/some/path", False)
 
 
 def test_open_provider_urls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -300,9 +300,9 @@ def test_namespaces_sparse_awkward_ids_export_import_exact(
 
 def test_fetch_groups_bound_ids_and_url_length() -> None:
     ids = [f"id-{i}" for i in range(250)]
-    assert [len(g) for g in _fetch_groups(ids, 100)] == [100, 100, 50]
+    assert [len(g) for g in fetch_groups(ids, 100)] == [100, 100, 50]
     long_ids = ["é" * 500 for _ in range(5)]  # 3,000 encoded chars each
-    groups = _fetch_groups(long_ids, 100)
+    groups = fetch_groups(long_ids, 100)
     assert all(len(g) <= 2 for g in groups) and sum(map(len, groups)) == 5
 
 
