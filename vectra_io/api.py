@@ -236,8 +236,7 @@ class Migration:
         """Compare the record counts of the source and target namespaces."""
         from .engine.verify import _count
 
-        src_ns = normalize_namespace(source_namespace)
-        tgt_ns = normalize_namespace(target_namespace) if target_namespace is not None else src_ns
+        src_ns, tgt_ns = _namespace_pair(source_namespace, target_namespace)
         source_count = self.source.count(source_index, src_ns)
         target_count = _count(self.target, target_index or source_index, tgt_ns)
         return {
@@ -256,11 +255,16 @@ def _one_namespace(
 ) -> dict[str, Any]:
     """The engine's selection keywords for one namespace of one index (target names default
     to the source's)."""
-    src_ns = normalize_namespace(source_namespace)
-    tgt_ns = normalize_namespace(target_namespace) if target_namespace is not None else src_ns
+    src_ns, tgt_ns = _namespace_pair(source_namespace, target_namespace)
     return {
         "indexes": [source_index],
         "namespaces": [src_ns],
         "index_map": {source_index: target_index or source_index},
         "namespace_map": {src_ns: tgt_ns},
     }
+
+
+def _namespace_pair(source: str | None, target: str | None) -> tuple[str, str]:
+    """The source and target namespaces, normalized; the target defaults to the source."""
+    src = normalize_namespace(source)
+    return src, normalize_namespace(target) if target is not None else src
